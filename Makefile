@@ -1,0 +1,38 @@
+# The two commands of the README: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# `make run` is for a newcomer's laptop: a generated JWT secret under instance/.
+RUN_ENV ?= APP_ENV=development
+
+.PHONY: run test unit services clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime: requirements.txt | $(BIN)/activate
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements-dev.txt
+	touch $@
+
+## run: install, migrate, and serve on 127.0.0.1:8000 (SQLite, in-process broker)
+run: $(VENV)/.runtime
+	$(RUN_ENV) $(BIN)/flask --app wsgi db upgrade
+	$(RUN_ENV) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+## test: install what tests need, start Redis and PostgreSQL if they are down, run every test
+test: $(VENV)/.dev services
+	$(BIN)/pytest --require-services $(PYTEST_ARGS)
+
+## unit: the fast tests only (no services)
+unit: $(VENV)/.dev
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+services:
+	scripts/ensure-services.sh
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache

@@ -1,0 +1,71 @@
+"""Authenticate a request that opens a stream (SSE, long-poll, WebSocket).
+
+Streams accept what other routes accept (the ``Authorization`` header, the access-token
+cookie) and, because EventSource and browsers' WebSocket cannot set headers, also
+``?token=<access token>`` and ``?ticket=<single-use ticket>``. A GET that only reads needs no
+CSRF token. Nothing here touches the database unless a ticket is stored there.
+"""
+from dataclasses import dataclass
+
+import jwt as pyjwt
+from flask import current_app, request
+from flask_jwt_extended import decode_token
+from flask_jwt_extended.exceptions import JWTExtendedException
+
+from app.auth import stores
+from app.errors import Unauthorized
+
+
+@dataclass(frozen=True, slots=True)
+class StreamIdentity:
+    """Who opened a stream, which login session it belongs to, and when it must end."""
+
+    user_id: str
+    sid: str
+    expires_at: float
+
+
+def _token_from_request():
+    header = request.headers.get("Authorization")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("the Authorization header must be 'Bearer <access token>'")
+        return token.strip()
+    cookie = request.cookies.get(current_app.config["JWT_ACCESS_COOKIE_NAME"])
+    return cookie or request.args.get("token") or None
+
+
+def _identity_from_token(token):
+    try:
+        claims = decode_token(token)
+    except pyjwt.ExpiredSignatureError:
+        raise Unauthorized("the token has expired", code="token_expired") from None
+    except (pyjwt.PyJWTError, JWTExtendedException) as exc:
+        raise Unauthorized(f"invalid token: {exc}") from None
+    if claims.get("type") != "access" or "sid" not in claims:
+        raise Unauthorized("an access token is required")
+    if stores.is_revoked(claims["sid"]):
+        raise Unauthorized("the token was revoked (signed out)")
+    return StreamIdentity(claims["sub"], claims["sid"], float(claims["exp"]))
+
+
+def authenticate_stream():
+    """Return the :class:`StreamIdentity` of the current request.
+
+    :raises Unauthorized: ``token_missing``, ``token_invalid`` or ``token_expired``.
+    """
+    token = _token_from_request()
+    if token:
+        return _identity_from_token(token)
+    ticket = request.args.get("ticket")
+    if ticket:
+        redeemed = stores.redeem_ticket(ticket)
+        if redeemed is None:
+            raise Unauthorized("unknown, used or expired ticket")
+        identity = StreamIdentity(*redeemed)
+        if stores.is_revoked(identity.sid):
+            raise Unauthorized("the ticket's session was signed out")
+        return identity
+    raise Unauthorized("authentication required: a Bearer token, the session cookie, "
+                       "?token= or ?ticket=", code="token_missing")

@@ -1,0 +1,155 @@
+"""The broker interface every implementation keeps, and what they share."""
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from gevent.event import AsyncResult
+
+from app.broker.hub import CHECK, Hub
+from app.events.wire import Message, pack
+
+log = logging.getLogger(__name__)
+
+
+class BrokerUnavailable(RuntimeError):
+    """The broker cannot be reached: publish or subscribe did not happen."""
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """What a channel holds after a position.
+
+    :param head: the channel's newest :class:`~app.events.wire.Position` (seq 0: none yet).
+    :param messages: the events after the asked position, oldest first, or None when that
+        position is no longer held (another epoch, trimmed, older than the time window).
+    """
+
+    head: object
+    messages: list | None
+
+
+class Broker(ABC):
+    """Publishes events to channels, keeps their history, and feeds local subscribers.
+
+    Subclasses implement :meth:`publish`, :meth:`read` and the two subscription hooks
+    :meth:`_listen` and :meth:`_unlisten`; everything else is shared.
+    """
+
+    #: The Redis client, for stores that share the broker's Redis (None in-process).
+    redis = None
+
+    def __init__(self, history_max_events=1000, history_max_seconds=86400):
+        self.history_max_events = history_max_events
+        self.history_max_seconds = history_max_seconds
+        self.hub = Hub()
+        self._reads = {}
+        self._started = False
+        self.stats = {"published": 0, "publish_failed": 0, "reconnects": 0}
+
+    # -- publishing and history -------------------------------------------------------------
+
+    @abstractmethod
+    def publish(self, channels, event):
+        """Publish *event* to every channel in *channels*; return the ids it got, in order.
+
+        :raises BrokerUnavailable: when the event could not be published.
+        """
+
+    @abstractmethod
+    def read(self, channel, after=None):
+        """Return the :class:`Replay` of *channel* after the position *after* (None: head only)."""
+
+    def read_shared(self, channel, after=None):
+        """Like :meth:`read`, but concurrent identical reads share one round trip.
+
+        After a pub/sub gap every local stream of a channel asks for the same range at once.
+        """
+        key = (channel, after)
+        pending = self._reads.get(key)
+        if pending is not None:
+            return pending.get()
+        pending = self._reads[key] = AsyncResult()
+        try:
+            result = self.read(channel, after)
+        except BaseException as exc:
+            pending.set_exception(exc)
+            raise
+        else:
+            pending.set(result)
+            return result
+        finally:
+            del self._reads[key]
+
+    # -- local subscriptions ------------------------------------------------------------------
+
+    def subscribe(self, inbox):
+        """Deliver the live messages of ``inbox.channel`` to *inbox* from now on.
+
+        Returns once the subscription is active, so that a read that follows cannot miss an
+        event published in between.
+
+        :raises BrokerUnavailable: when the subscription could not be made.
+        """
+        self.ensure_started()
+        if self.hub.add(inbox):
+            try:
+                self._listen(inbox.channel)
+            except BaseException:
+                self.hub.remove(inbox)
+                raise
+
+    def unsubscribe(self, inbox):
+        """Stop delivering to *inbox*; the channel is dropped with its last local subscriber."""
+        if self.hub.remove(inbox):
+            self._unlisten(inbox.channel)
+
+    def mark_checkpoint(self, channel, head):
+        """Tell every local stream of *channel* that the channel's head is *head*."""
+        self.hub.dispatch(channel, Message(CHECK, b"", head.event_id))
+
+    @abstractmethod
+    def _listen(self, channel):
+        """Start receiving *channel*'s live messages in this process."""
+
+    @abstractmethod
+    def _unlisten(self, channel):
+        """Stop receiving *channel*'s live messages in this process."""
+
+    # -- login sessions and stream slots ------------------------------------------------------
+
+    @abstractmethod
+    def revoke(self, sid):
+        """Close the streams of login session *sid* in every process."""
+
+    @abstractmethod
+    def acquire_slot(self, user_id, stream_id, limit):
+        """Count a new stream of *user_id*; return False when the user has *limit* already."""
+
+    @abstractmethod
+    def release_slot(self, user_id, stream_id):
+        """Forget a stream counted by :meth:`acquire_slot`."""
+
+    # -- operations ---------------------------------------------------------------------------
+
+    @abstractmethod
+    def ping(self):
+        """Return None when the broker works; raise :class:`BrokerUnavailable` otherwise."""
+
+    def start(self):
+        """Start background work (listeners, heartbeats); called once per process."""
+
+    def ensure_started(self):
+        """Start background work on first use, so CLI commands never start it."""
+        if not self._started:
+            self._started = True
+            self.start()
+
+    def close(self):
+        """Close every local stream and release connections."""
+        self.hub.close_all()
+
+    @staticmethod
+    def wire(event_type, event_id, ts, head, tail):
+        """Return the wire bytes of one channel's copy of an event."""
+        data = head + event_id.encode() + tail if event_id else head
+        return pack(event_type, event_id, ts, data)

@@ -1,0 +1,75 @@
+"""Lua scripts that keep a channel's sequence, history and live delivery one atomic step.
+
+Keys of one channel share a hash tag (``{feed:…}``), so each script touches one Redis Cluster
+slot. Per channel: ``<prefix>:{<channel>}:m`` is a hash with the epoch ``e`` and the last
+sequence number ``s``; ``<prefix>:{<channel>}:h`` is a Redis Stream of the wire bytes of recent
+events, trimmed by count and by age; the live copy is published on ``<prefix>:{<channel>}``.
+"""
+
+# Server time in ms: every host's publishes are trimmed and aged by one clock.
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+_EPOCH = """
+local epoch = redis.call('HGET', KEYS[1], 'e')
+if not epoch then
+  epoch = ARGV_EPOCH
+  redis.call('HSET', KEYS[1], 'e', epoch, 's', 0)
+end
+"""
+
+# KEYS: meta, history.  ARGV: head, tail, type, ts, maxlen, max_age_ms, meta_ttl_ms, new_epoch,
+# pubsub channel, publish command (PUBLISH or SPUBLISH).
+PUBLISH = _NOW + _EPOCH.replace("ARGV_EPOCH", "ARGV[8]") + """
+local seq = redis.call('HINCRBY', KEYS[1], 's', 1)
+local id = epoch .. '-' .. seq
+local wire = ARGV[3] .. ' ' .. id .. ' ' .. ARGV[4] .. ' ' .. ARGV[1] .. id .. ARGV[2]
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], '*', 'm', wire)
+redis.call('XTRIM', KEYS[2], 'MINID', now - tonumber(ARGV[6]))
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+redis.call('PEXPIRE', KEYS[1], ARGV[7])
+redis.call(ARGV[10], ARGV[9], wire)
+return id
+"""
+
+# KEYS: meta, history.  ARGV: after epoch ('' for the head only), after seq, max_age_ms,
+# meta_ttl_ms, new_epoch.  Returns {epoch, seq} for the head, then 'ok' and the wire bytes of
+# every event after the position, oldest first, or 'resync' when they are not all held.
+READ = _NOW + _EPOCH.replace("ARGV_EPOCH", "ARGV[5]") + """
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+local seq = tonumber(redis.call('HGET', KEYS[1], 's'))
+if ARGV[1] == '' then return {epoch, seq} end
+local after = tonumber(ARGV[2])
+if ARGV[1] ~= epoch or after > seq then return {epoch, seq, 'resync'} end
+local missed = seq - after
+if missed == 0 then return {epoch, seq, 'ok'} end
+-- Sequence numbers in the stream are consecutive, so the newest `missed` entries are exactly
+-- the events after `after`, unless trimming took some of them.
+local entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', missed)
+if #entries < missed then return {epoch, seq, 'resync'} end
+local oldest_ms = tonumber(string.match(entries[#entries][1], '^(%d+)'))
+if now - oldest_ms > tonumber(ARGV[3]) then return {epoch, seq, 'resync'} end
+local result = {epoch, seq, 'ok'}
+for i = #entries, 1, -1 do result[#result + 1] = entries[i][2][2] end
+return result
+"""
+
+# KEYS: meta, history.  ARGV: new epoch, pubsub channel, publish command, check wire prefix.
+# Starts a new epoch when a publish may have been lost, so resuming clients resync.
+RESET = """
+redis.call('HSET', KEYS[1], 'e', ARGV[1], 's', 0)
+redis.call('DEL', KEYS[2])
+redis.call(ARGV[3], ARGV[2], ARGV[4] .. ' ' .. ARGV[1] .. '-0 0 ')
+return ARGV[1]
+"""
+
+# KEYS: the user's stream set.  ARGV: stream id, limit, now (ms), ttl (ms).
+ACQUIRE_SLOT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], tonumber(ARGV[3]) + tonumber(ARGV[4]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+"""

@@ -1,0 +1,147 @@
+"""Configuration read from the environment, with explicit casts and visible defaults.
+
+Every setting the contract names is a key here, so ``app.config`` shows what a running server
+uses. Bad values fail at start-up with a sentence that says which variable is wrong.
+"""
+import os
+import secrets
+from pathlib import Path
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class ConfigError(RuntimeError):
+    """Raised when an environment variable is missing or cannot be cast."""
+
+
+def env_str(env, name, default=None):
+    """Return ``env[name]`` stripped, or *default* when unset or empty."""
+    value = env.get(name, "").strip()
+    return value or default
+
+
+def env_int(env, name, default, minimum=None, maximum=None):
+    """Return ``env[name]`` as an int within bounds, or *default*; raise on a bad value."""
+    raw = env_str(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ConfigError(f"{name} must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def env_float(env, name, default, minimum=0.0):
+    """Return ``env[name]`` as a float of at least *minimum*, or *default*."""
+    raw = env_str(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def env_bool(env, name, default):
+    """Return ``env[name]`` as a bool from a strict set of spellings, or *default*."""
+    raw = env.get(name)
+    if raw is None:
+        return default
+    lowered = raw.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def env_list(env, name):
+    """Return ``env[name]`` split on commas and whitespace, without empty items."""
+    return [item for item in env.get(name, "").replace(",", " ").split() if item]
+
+
+def _development_secret(instance_path):
+    """Return a per-checkout secret for development, created once under ``instance/``."""
+    path = Path(instance_path) / "dev-jwt-secret"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def load_config(instance_path, env=None):
+    """Build the configuration mapping from the environment.
+
+    :param instance_path: the app's instance folder (default SQLite file, development secret).
+    :param env: a mapping to read instead of ``os.environ`` (tests).
+    :raises ConfigError: for a bad value, or no ``JWT_SECRET_KEY`` outside development.
+    """
+    env = os.environ if env is None else env
+    development = env_str(env, "APP_ENV", "production") == "development"
+    secret = env_str(env, "JWT_SECRET_KEY")
+    if secret is None:
+        if not development:
+            raise ConfigError(
+                "JWT_SECRET_KEY is not set. Set it to a long random string "
+                "(python -c 'import secrets; print(secrets.token_urlsafe(48))'), "
+                "or set APP_ENV=development to use a generated one (make run does)."
+            )
+        secret = _development_secret(instance_path)
+    database_url = env_str(env, "DATABASE_URL", f"sqlite:///{Path(instance_path) / 'feed.db'}")
+    return {
+        "APP_ENV": "development" if development else "production",
+        "SECRET_KEY": secret,
+        "SQLALCHEMY_DATABASE_URI": _normalise_database_url(database_url),
+        "DB_POOL_SIZE": env_int(env, "DB_POOL_SIZE", 10, minimum=1),
+        "DB_MAX_OVERFLOW": env_int(env, "DB_MAX_OVERFLOW", 20, minimum=0),
+        "DB_POOL_TIMEOUT": env_float(env, "DB_POOL_TIMEOUT", 10.0),
+        "REDIS_URL": env_str(env, "REDIS_URL"),
+        "JWT_SECRET_KEY": secret,
+        "ACCESS_TOKEN_SECONDS": env_int(env, "ACCESS_TOKEN_SECONDS", 900, minimum=5),
+        "REFRESH_TOKEN_SECONDS": env_int(env, "REFRESH_TOKEN_SECONDS", 30 * 86400, minimum=60),
+        "COOKIE_SECURE": env_bool(env, "COOKIE_SECURE", False),
+        "ALLOWED_ORIGINS": env_list(env, "ALLOWED_ORIGINS"),
+        "STREAMS_PER_USER": env_int(env, "STREAMS_PER_USER", 20, minimum=1),
+        "STREAM_PING_SECONDS": env_float(env, "STREAM_PING_SECONDS", 15.0, minimum=0.05),
+        "STREAM_RETRY_MS": env_int(env, "STREAM_RETRY_MS", 2000, minimum=0),
+        "STREAM_QUEUE_MAX_EVENTS": env_int(env, "STREAM_QUEUE_MAX_EVENTS", 512, minimum=1),
+        "STREAM_QUEUE_MAX_BYTES": env_int(env, "STREAM_QUEUE_MAX_BYTES", 4 * 1024 * 1024, minimum=1024),
+        "HISTORY_MAX_EVENTS": env_int(env, "HISTORY_MAX_EVENTS", 1000, minimum=1),
+        "HISTORY_MAX_SECONDS": env_int(env, "HISTORY_MAX_SECONDS", 86400, minimum=1),
+        "LONGPOLL_DEFAULT_SECONDS": env_float(env, "LONGPOLL_DEFAULT_SECONDS", 25.0),
+        "LONGPOLL_MAX_SECONDS": env_float(env, "LONGPOLL_MAX_SECONDS", 55.0),
+        "WS_MAX_MESSAGE_BYTES": env_int(env, "WS_MAX_MESSAGE_BYTES", 64 * 1024, minimum=128),
+        "WS_MESSAGES_PER_SECOND": env_float(env, "WS_MESSAGES_PER_SECOND", 20.0, minimum=0.1),
+        "WS_MESSAGE_BURST": env_int(env, "WS_MESSAGE_BURST", 40, minimum=1),
+        "WS_COMPRESSION": env_bool(env, "WS_COMPRESSION", True),
+        "RATELIMIT_ENABLED": env_bool(env, "RATELIMIT_ENABLED", True),
+        "RATELIMIT_WRITES": env_str(env, "RATELIMIT_WRITES", "120/minute;20/second"),
+        "RATELIMIT_TYPING": env_str(env, "RATELIMIT_TYPING", "1/2second"),
+        "RATELIMIT_AUTH": env_str(env, "RATELIMIT_AUTH", "30/minute"),
+        "MAX_CONTENT_LENGTH": 64 * 1024,
+    }
+
+
+def _normalise_database_url(url):
+    """Point ``postgresql://`` URLs at psycopg 3, which cooperates with gevent."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def engine_options(config):
+    """Return engine options for the configured database: a sized pool for PostgreSQL, a busy
+    timeout for SQLite."""
+    if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # Writers wait for each other instead of failing with "database is locked".
+        return {"connect_args": {"timeout": 15}}
+    return {"pool_size": config["DB_POOL_SIZE"], "max_overflow": config["DB_MAX_OVERFLOW"],
+            "pool_timeout": config["DB_POOL_TIMEOUT"], "pool_pre_ping": True}

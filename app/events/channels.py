@@ -1,0 +1,33 @@
+"""Channel names and the fan-out rules of the contract."""
+from app.events.schema import NEW_POST
+
+FEED = "feed"
+POST = "post"
+
+
+def feed_channel(user_id):
+    """Return the feed channel of a user: posts by them and by whom they follow."""
+    return f"{FEED}:{user_id}"
+
+
+def post_channel(post_id):
+    """Return the channel of one post: its edits, reactions and comments."""
+    return f"{POST}:{post_id}"
+
+
+def channel_kind(channel):
+    """Return ``feed`` or ``post`` for a channel name."""
+    return channel.split(":", 1)[0]
+
+
+def post_event_channels(event_type, post_id, author_id, follower_ids):
+    """Return the channels of an event about a post, in a stable order.
+
+    The feeds are the author's and those of everyone following the author now; every post
+    event except ``new_post`` also goes to the post's own channel.
+    """
+    channels = [feed_channel(author_id)]
+    channels.extend(feed_channel(uid) for uid in follower_ids if uid != author_id)
+    if event_type != NEW_POST:
+        channels.append(post_channel(post_id))
+    return channels

@@ -1,0 +1,69 @@
+"""Event types and payloads of the contract, and the control messages of every stream."""
+import time
+from dataclasses import dataclass, field
+
+import orjson
+
+NEW_POST = "new_post"
+POST_UPDATED = "post_updated"
+POST_DELETED = "post_deleted"
+POST_REACTION = "post_reaction"
+NEW_COMMENT = "new_comment"
+COMMENT_DELETED = "comment_deleted"
+COMMENT_LIKE = "comment_like"
+TYPING = "typing"
+
+EVENT_TYPES = (NEW_POST, POST_UPDATED, POST_DELETED, POST_REACTION,
+               NEW_COMMENT, COMMENT_DELETED, COMMENT_LIKE, TYPING)
+
+# Control messages: never stored, never carry an id.
+CONNECTION_ESTABLISHED = "connection_established"
+PING = "ping"
+PONG = "pong"
+RESYNC_REQUIRED = "resync_required"
+TOKEN_EXPIRED = "token_expired"
+ERROR = "error"
+
+# Stands where the per-channel id goes, so one encoding serves every channel of an event.
+_ID_MARK = "\x00id\x00"
+_ID_MARK_JSON = orjson.dumps(_ID_MARK)
+
+
+def now_ms():
+    """Return the current time in milliseconds since the epoch."""
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One change, built once and published to every channel concerned.
+
+    :param type: one of :data:`EVENT_TYPES`.
+    :param payload: the type's fields (``post``, ``post_id``…), JSON-serialisable.
+    :param ts: publish time in ms since the epoch.
+    """
+
+    type: str
+    payload: dict
+    ts: int = field(default_factory=now_ms)
+
+    @property
+    def replayable(self):
+        """Return whether the event gets an id and is kept for resume (typing is not)."""
+        return self.type != TYPING
+
+    def encode(self):
+        """Return the event's JSON as ``(head, tail)``: ``head + id + tail`` for each channel.
+
+        Ephemeral events have no id, so their whole JSON is the head and the tail is empty.
+        """
+        if not self.replayable:
+            return orjson.dumps({"type": self.type, "ts": self.ts, **self.payload}), b""
+        body = orjson.dumps({"type": self.type, "id": _ID_MARK, "ts": self.ts, **self.payload})
+        head, tail = body.split(_ID_MARK_JSON, 1)
+        return head + b'"', b'"' + tail
+
+
+def control(type_, **fields):
+    """Return the JSON bytes of a control message such as ``ping`` or ``resync_required``."""
+    return orjson.dumps({"type": type_, **fields})

@@ -1,0 +1,10 @@
+"""The social graph's tables: columns, relationships and invariants only."""
+from app.models.comment import Comment, CommentLike
+from app.models.follow import Follow
+from app.models.post import Post
+from app.models.reaction import REACTION_TYPES, Reaction
+from app.models.tokens import RevokedSession, StreamTicket
+from app.models.user import User
+
+__all__ = ["Comment", "CommentLike", "Follow", "Post", "REACTION_TYPES", "Reaction",
+           "RevokedSession", "StreamTicket", "User"]

@@ -1,0 +1,1 @@
+"""The only writers of data: each change commits, then publishes its event."""

@@ -1,0 +1,85 @@
+"""Comments and their likes; each change announced on the post's channel."""
+from sqlalchemy import and_, delete, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from app.errors import Forbidden
+from app.events import schema
+from app.events.channels import post_channel
+from app.extensions import db
+from app.models import Comment, CommentLike
+from app.serializers import comment_json
+from app.services import notify
+from app.services.counts import like_counts
+from app.services.lookup import get_comment, get_post
+
+
+def _announce(post_id, event_type, payload):
+    notify.publish([post_channel(post_id)], schema.Event(event_type, {"post_id": post_id, **payload}))
+
+
+def comments_page(post_id, limit, after=None):
+    """Return a post's comments oldest first after the cursor, and the next cursor."""
+    post = get_post(post_id)
+    query = select(Comment).where(Comment.post_id == post.id)
+    if after is not None:
+        created_at, comment_id = after
+        query = query.where(or_(Comment.created_at > created_at,
+                                and_(Comment.created_at == created_at, Comment.id > comment_id)))
+    rows = list(db.session.scalars(
+        query.order_by(Comment.created_at, Comment.id).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, ((rows[-1].created_at, rows[-1].id) if more else None)
+
+
+def create_comment(author_id, post_id, content):
+    """Add a comment to a post and announce ``new_comment``."""
+    post = get_post(post_id)
+    comment = Comment(post_id=post.id, author_id=author_id, content=content)
+    db.session.add(comment)
+    db.session.commit()
+    _announce(post.id, schema.NEW_COMMENT, {"comment": comment_json(comment)})
+    return comment
+
+
+def delete_comment(user_id, comment_id):
+    """Delete a comment as its author or the post's author; announce ``comment_deleted``."""
+    comment = get_comment(comment_id)
+    post = get_post(comment.post_id)
+    if user_id not in (comment.author_id, post.author_id):
+        raise Forbidden("only the comment's or the post's author may delete it")
+    post_id, comment_id = post.id, comment.id
+    db.session.delete(comment)
+    db.session.commit()
+    _announce(post_id, schema.COMMENT_DELETED, {"comment_id": comment_id})
+
+
+def set_like(user_id, comment_id, liked):
+    """Like or unlike a comment (idempotent); return ``(comment, like_count)``."""
+    comment = get_comment(comment_id)
+    changed = _like(user_id, comment.id) if liked else _unlike(user_id, comment.id)
+    count = like_counts([comment.id])[comment.id]
+    if changed:
+        _announce(comment.post_id, schema.COMMENT_LIKE,
+                  {"comment_id": comment.id, "like_count": count})
+    return comment, count
+
+
+def _like(user_id, comment_id):
+    if db.session.get(CommentLike, (comment_id, user_id)) is not None:
+        return False
+    db.session.add(CommentLike(comment_id=comment_id, user_id=user_id))
+    try:
+        db.session.commit()
+    except IntegrityError:  # the same like, committed concurrently
+        db.session.rollback()
+        return False
+    return True
+
+
+def _unlike(user_id, comment_id):
+    removed = db.session.execute(delete(CommentLike).where(
+        CommentLike.comment_id == comment_id, CommentLike.user_id == user_id)).rowcount
+    db.session.commit()
+    return bool(removed)
+

@@ -1,0 +1,31 @@
+"""Follows between users; idempotent both ways."""
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from app.errors import ApiError
+from app.extensions import db
+from app.models import Follow
+
+
+def follow(viewer_id, target):
+    """Make *viewer_id* follow *target*; following twice changes nothing."""
+    if target.id == viewer_id:
+        raise ApiError("you cannot follow yourself", code="bad_request", status=400)
+    if db.session.get(Follow, (viewer_id, target.id)) is None:
+        db.session.add(Follow(follower_id=viewer_id, followee_id=target.id))
+        try:
+            db.session.commit()
+        except IntegrityError:  # the same follow, committed concurrently
+            db.session.rollback()
+
+
+def unfollow(viewer_id, target):
+    """Make *viewer_id* stop following *target*; unfollowing twice changes nothing."""
+    db.session.execute(delete(Follow).where(Follow.follower_id == viewer_id,
+                                            Follow.followee_id == target.id))
+    db.session.commit()
+
+
+def follower_ids(user_id):
+    """Return the ids of everyone following *user_id* now."""
+    return list(db.session.scalars(select(Follow.follower_id).where(Follow.followee_id == user_id)))

@@ -1,0 +1,26 @@
+"""Publish an event once its change is committed; a broker outage never fails the write."""
+import logging
+
+from app.broker import BrokerUnavailable
+from app.broker.extension import current_broker
+from app.ops import metrics
+
+log = logging.getLogger(__name__)
+
+
+def publish(channels, event):
+    """Publish *event* to *channels*; log and count a failure instead of raising it.
+
+    Call this only after ``db.session.commit()``: a client that receives the event and asks
+    the API must see the change. A lost publish makes the broker restart those channels'
+    history once Redis is back, so their clients resync instead of silently missing it.
+    """
+    if not channels:
+        return
+    try:
+        current_broker().publish(channels, event)
+    except BrokerUnavailable as exc:
+        metrics.PUBLISH_FAILED.inc()
+        log.error("event %s not published to %d channels: %s", event.type, len(channels), exc)
+        return
+    metrics.EVENTS_PUBLISHED.labels(event.type).inc(len(channels))

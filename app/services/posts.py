@@ -1,0 +1,85 @@
+"""Posts and the feed: write, edit, delete, and read newest first by cursor."""
+from sqlalchemy import and_, or_, select
+
+from app.errors import Forbidden
+from app.events import schema
+from app.events.channels import post_channel, post_event_channels
+from app.extensions import db
+from app.models import Follow, Post
+from app.models.base import utcnow
+from app.serializers import post_json
+from app.services import notify
+from app.services.follows import follower_ids
+from app.services.lookup import get_post
+
+
+def publish_post_event(event_type, post, payload):
+    """Publish an event about *post* to its author's and followers' feeds and its channel."""
+    channels = post_event_channels(event_type, post.id, post.author_id, follower_ids(post.author_id))
+    notify.publish(channels, schema.Event(event_type, payload))
+
+
+def create_post(author_id, content):
+    """Create a post and announce it as ``new_post``."""
+    post = Post(author_id=author_id, content=content)
+    db.session.add(post)
+    db.session.commit()
+    publish_post_event(schema.NEW_POST, post, {"post": post_json(post, with_my_reaction=False)})
+    return post
+
+
+def _own_post(user_id, post_id):
+    post = get_post(post_id)
+    if post.author_id != user_id:
+        raise Forbidden("only the author may change this post")
+    return post
+
+
+def update_post(user_id, post_id, content):
+    """Replace the content of the user's own post and announce ``post_updated``."""
+    post = _own_post(user_id, post_id)
+    post.content = content
+    post.updated_at = utcnow()
+    db.session.commit()
+    publish_post_event(schema.POST_UPDATED, post, {"post": post_json(post, with_my_reaction=False)})
+    return post
+
+
+def delete_post(user_id, post_id):
+    """Delete the user's own post with its comments and reactions; announce ``post_deleted``."""
+    post = _own_post(user_id, post_id)
+    post_id, author_id = post.id, post.author_id
+    channels = post_event_channels(schema.POST_DELETED, post_id, author_id, follower_ids(author_id))
+    db.session.delete(post)
+    db.session.commit()
+    notify.publish(channels, schema.Event(schema.POST_DELETED, {"post_id": post_id}))
+
+
+def _newest_first(query, limit, before):
+    """Return a page of *query* before the cursor ``(created_at, id)``, and the next cursor."""
+    if before is not None:
+        created_at, post_id = before
+        query = query.where(or_(Post.created_at < created_at,
+                                and_(Post.created_at == created_at, Post.id < post_id)))
+    rows = list(db.session.scalars(
+        query.order_by(Post.created_at.desc(), Post.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, ((rows[-1].created_at, rows[-1].id) if more else None)
+
+
+def feed_page(viewer_id, limit, before=None):
+    """Return the viewer's and followed users' posts, newest first, and the next cursor."""
+    followed = select(Follow.followee_id).where(Follow.follower_id == viewer_id)
+    query = select(Post).where(or_(Post.author_id == viewer_id, Post.author_id.in_(followed)))
+    return _newest_first(query, limit, before)
+
+
+def user_posts_page(user_id, limit, before=None):
+    """Return one user's posts, newest first, and the next cursor."""
+    return _newest_first(select(Post).where(Post.author_id == user_id), limit, before)
+
+
+def post_channel_of(post_id):
+    """Return the channel of an existing post; raise 404 when there is no such post."""
+    return post_channel(get_post(post_id).id)

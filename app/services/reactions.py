@@ -1,0 +1,46 @@
+"""Reactions: one per user per post, replaced or removed; counts announced live."""
+from sqlalchemy import delete
+
+from app.errors import ValidationFailed
+from app.events import schema
+from app.extensions import db
+from app.models import REACTION_TYPES, Reaction
+from app.serializers import reaction_data
+from app.services.counts import reaction_counts
+from app.services.lookup import get_post
+from app.services.posts import publish_post_event
+
+
+def _changed(post):
+    """Commit, then announce the post's new counts; return them."""
+    db.session.commit()
+    data = reaction_data(reaction_counts([post.id])[post.id])
+    publish_post_event(schema.POST_REACTION, post, {"post_id": post.id, "reaction_data": data})
+    return data
+
+
+def set_reaction(user_id, post_id, reaction_type):
+    """Make the user's reaction to the post *reaction_type*, replacing an earlier one."""
+    if reaction_type not in REACTION_TYPES:
+        raise ValidationFailed("type must be one of " + ", ".join(REACTION_TYPES),
+                               fields={"type": "unknown reaction type"})
+    post = get_post(post_id)
+    reaction = db.session.get(Reaction, (post.id, user_id))
+    if reaction is not None and reaction.type == reaction_type:
+        return reaction_data(reaction_counts([post.id])[post.id])  # unchanged: nothing to announce
+    if reaction is None:
+        db.session.add(Reaction(post_id=post.id, user_id=user_id, type=reaction_type))
+    else:
+        reaction.type = reaction_type
+    return _changed(post)
+
+
+def clear_reaction(user_id, post_id):
+    """Remove the user's reaction to the post, if any."""
+    post = get_post(post_id)
+    removed = db.session.execute(delete(Reaction).where(
+        Reaction.post_id == post.id, Reaction.user_id == user_id)).rowcount
+    if not removed:
+        db.session.rollback()
+        return reaction_data(reaction_counts([post.id])[post.id])
+    return _changed(post)

@@ -1,0 +1,212 @@
+"""A client's subscription to one channel: resume, gap repair, pings, expiry and limits.
+
+This is the only place with stream logic. Opening a session subscribes first and reads history
+second, so no event falls between the two; every live message is then checked against the
+session's position (epoch and sequence number): a duplicate of what replay sent is dropped, a
+jump is filled from history, and what history no longer holds becomes ``resync_required``.
+"""
+import time
+import uuid
+
+from app.broker.hub import CHECK, REVOKED, SHUTDOWN, SLOW, Inbox
+from app.events import schema
+from app.events.channels import channel_kind
+from app.events.wire import Message, Position
+from app.ops import metrics
+
+
+class StreamRefused(Exception):
+    """The stream cannot open; ``status`` and ``code`` say why (429 over the user's limit)."""
+
+    def __init__(self, status, code, message, retry_after=None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
+
+
+class StreamEnded(Exception):
+    """The stream must end; ``reason`` is ``slow_consumer``, ``revoked``, ``expired`` or ``shutdown``."""
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def control(type_, **fields):
+    """Return a control :class:`Message` (no id, never stored)."""
+    return Message(type_, schema.control(type_, **fields))
+
+
+class StreamSession:
+    """One open stream of one user on one channel.
+
+    :param broker: the process's :class:`~app.broker.Broker`.
+    :param channel: ``feed:<user id>`` or ``post:<post id>``.
+    :param identity: who opened it: ``user_id``, ``sid`` (login session), ``expires_at`` (s).
+    :param transport: ``sse``, ``ws`` or ``poll`` (for limits' messages and metrics).
+    :param settings: the app config (ping interval, queue bounds, per-user limit).
+    """
+
+    def __init__(self, broker, channel, identity, transport, settings, on_close=None):
+        self.broker = broker
+        self.channel = channel
+        self.kind = channel_kind(channel)
+        self.identity = identity
+        self.transport = transport
+        self.ping_seconds = settings["STREAM_PING_SECONDS"]
+        self.limit = settings["STREAMS_PER_USER"]
+        self.stream_id = uuid.uuid4().hex
+        self.position = None
+        self.inbox = Inbox(channel, sid=identity.sid, on_close=on_close,
+                           max_events=settings["STREAM_QUEUE_MAX_EVENTS"],
+                           max_bytes=settings["STREAM_QUEUE_MAX_BYTES"])
+        self._slot = False
+        self._subscribed = False
+        self._open_gauge = metrics.STREAMS_OPEN.labels(transport, self.kind)
+        self._delivered = metrics.EVENTS_DELIVERED.labels(transport)
+
+    # -- opening and closing ------------------------------------------------------------------
+
+    def open(self, last_event_id=None):
+        """Take a slot, subscribe, and return what history holds after *last_event_id*.
+
+        Without *last_event_id* the session starts at the channel's head. An id that is no
+        longer held (or malformed) returns ``[resync_required]`` and starts at the head.
+
+        :raises StreamRefused: over the per-user stream limit.
+        :raises BrokerUnavailable: when the broker cannot be reached.
+        """
+        user_id = self.identity.user_id
+        if not self.broker.acquire_slot(user_id, self.stream_id, self.limit):
+            raise StreamRefused(429, "rate_limited",
+                                f"too many open streams (at most {self.limit} per user)",
+                                retry_after=self.ping_seconds)
+        self._slot = True
+        try:
+            self.broker.subscribe(self.inbox)
+            self._subscribed = True
+            self._open_gauge.inc()
+            return self._resume(last_event_id)
+        except BaseException:
+            self.close()
+            raise
+
+    def _resume(self, last_event_id):
+        after = Position.parse(last_event_id) if last_event_id else None
+        replay = self.broker.read_shared(self.channel, after)
+        if after is None or replay.messages is None:
+            self.position = replay.head
+            return [control(schema.RESYNC_REQUIRED)] if last_event_id else []
+        self.position = after
+        return self._accept(replay.messages)
+
+    def close(self):
+        """Unsubscribe and give back the slot; safe to call twice."""
+        if self._subscribed:
+            self._subscribed = False
+            self._open_gauge.dec()
+            self.broker.unsubscribe(self.inbox)
+            if self.inbox.closed == SLOW:
+                metrics.SLOW_CONSUMERS.labels(self.transport).inc()
+        if self._slot:
+            self._slot = False
+            self.broker.release_slot(self.identity.user_id, self.stream_id)
+
+    def welcome(self):
+        """Return the ``connection_established`` message that starts every stream."""
+        return control(schema.CONNECTION_ESTABLISHED, channel=self.channel,
+                       message=f"subscribed to {self.channel}")
+
+    # -- receiving ----------------------------------------------------------------------------
+
+    def receive(self, timeout):
+        """Return the next messages to send, in order, waiting up to *timeout* seconds.
+
+        :raises StreamEnded: when the inbox was closed (slow consumer, logout, shutdown).
+        """
+        items = self.inbox.get(timeout)
+        if self.inbox.closed:
+            raise StreamEnded(self.inbox.closed)
+        out = []
+        for message in items:
+            if message.event_id is None:
+                out.append(message)  # ephemeral (typing): no order to keep
+            else:
+                out.extend(self._order(message))
+        return out
+
+    def _order(self, message):
+        position = self.position
+        if message.epoch == position.epoch and message.seq <= position.seq:
+            return []  # already sent (by replay), or a checkpoint with nothing new
+        if message.type != CHECK and message.epoch == position.epoch \
+                and message.seq == position.seq + 1:
+            self.position = Position(message.epoch, message.seq)
+            return [message]
+        # A gap, a new epoch, or a checkpoint ahead of us: fill it from history.
+        replay = self.broker.read_shared(self.channel, position)
+        if replay.messages is not None:
+            return self._accept(replay.messages)
+        if message.type == CHECK:
+            self.position = Position(message.epoch, message.seq)
+            return [control(schema.RESYNC_REQUIRED)]
+        self.position = Position(message.epoch, message.seq)
+        return [control(schema.RESYNC_REQUIRED), message]
+
+    def _accept(self, messages):
+        """Return the replayed *messages* after the position, and advance it."""
+        position = self.position
+        fresh = [m for m in messages if m.epoch == position.epoch and m.seq > position.seq]
+        if fresh:
+            self.position = Position(fresh[-1].epoch, fresh[-1].seq)
+        return fresh
+
+    # -- the whole stream ---------------------------------------------------------------------
+
+    def batches(self, initial):
+        """Yield lists of messages to write until the stream must end.
+
+        The first batch is ``connection_established`` and *initial* (what :meth:`open`
+        returned); then live messages as they come, a ``ping`` every ``STREAM_PING_SECONDS``,
+        and ``token_expired`` last when the token expires or its session is revoked.
+        """
+        yield [self.welcome(), *initial]
+        expires_at = self.identity.expires_at
+        next_ping = time.monotonic() + self.ping_seconds
+        while True:
+            now = time.monotonic()
+            wall = time.time()
+            if expires_at is not None and wall >= expires_at:
+                yield [control(schema.TOKEN_EXPIRED, message="the token expired")]
+                return
+            wait = next_ping - now
+            if expires_at is not None:
+                wait = min(wait, expires_at - wall)
+            try:
+                batch = self.receive(max(wait, 0))
+            except StreamEnded as ended:
+                if ended.reason == REVOKED:
+                    yield [control(schema.TOKEN_EXPIRED, message="the session was signed out")]
+                elif ended.reason == SHUTDOWN:
+                    yield [self.ping()]
+                raise
+            if time.monotonic() >= next_ping:
+                batch.append(self.ping())
+                next_ping = time.monotonic() + self.ping_seconds
+            if batch:
+                yield batch
+
+    def delivered(self, batch):
+        """Count the events of a written *batch* and their publish-to-write latency."""
+        now = time.time() * 1000
+        events = 0
+        for message in batch:
+            if message.ts is not None:
+                events += 1
+                metrics.DELIVERY_LATENCY.observe(max(now - message.ts, 0) / 1000)
+        if events:
+            self._delivered.inc(events)
+
+    @staticmethod
+    def ping():
+        """Return a ``ping`` control message stamped now."""
+        return control(schema.PING, timestamp=schema.now_ms())

@@ -1,0 +1,76 @@
+"""gunicorn settings for long-lived streams: ``gunicorn -c gunicorn.conf.py wsgi:app``.
+
+Honours HOST (127.0.0.1), PORT (8000), WEB_CONCURRENCY (1 worker) and
+GUNICORN_WORKER_CONNECTIONS (10000 streams per worker). The app is not preloaded: each worker
+imports it after gevent has patched the standard library in that worker.
+"""
+import os
+import re
+import shutil
+import tempfile
+
+from gunicorn.glogging import Logger
+
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+worker_class = "gevent"
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "10000"))
+# With gevent, timeout is the worker heartbeat, not a request deadline: streams last hours.
+timeout = 30
+# On SIGTERM/SIGHUP, streams get this long to end cleanly before the worker is killed.
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "10"))
+keepalive = 75
+preload_app = False
+accesslog = os.environ.get("ACCESS_LOG", "-")
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info")
+proc_name = "feed"
+
+_SECRETS = re.compile(r"((?:^|[?&])(?:token|ticket)=)[^&\s]*")
+
+
+class RedactingLogger(Logger):
+    """The access log without tokens: ``?token=`` and ``?ticket=`` values become ``***``."""
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        for key in ("r", "q", "U"):
+            if key in atoms and atoms[key]:
+                atoms[key] = _SECRETS.sub(r"\1***", atoms[key])
+        if atoms.get("{raw_uri}e"):
+            atoms["{raw_uri}e"] = _SECRETS.sub(r"\1***", atoms["{raw_uri}e"])
+        return atoms
+
+
+logger_class = RedactingLogger
+
+
+def on_starting(server):
+    """Refuse several workers without Redis, and prepare the shared metrics directory."""
+    if server.cfg.workers > 1 and not os.environ.get("REDIS_URL"):
+        raise SystemExit(
+            f"refusing to start {server.cfg.workers} workers without REDIS_URL: the in-process "
+            "broker cannot carry events between workers, so clients of one worker would miss "
+            "events published by another. Set REDIS_URL, or run one worker (WEB_CONCURRENCY=1).")
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="feed-metrics-")
+        server._metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
+
+def post_worker_init(worker):
+    """Connect the worker's broker now, not on its first stream."""
+    worker.wsgi.extensions["broker"].ensure_started()
+
+
+def child_exit(server, worker):
+    """Drop the live metrics (open connections) of a worker that exited."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    """Remove the metrics directory this master created."""
+    metrics_dir = getattr(server, "_metrics_dir", None)
+    if metrics_dir:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
