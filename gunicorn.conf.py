@@ -19,7 +19,8 @@ worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "10000"))
 timeout = 30
 # On SIGTERM/SIGHUP, streams get this long to end cleanly before the worker is killed.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "10"))
-keepalive = 75
+# Idle keep-alive connections hold a stopping worker until they time out: keep them short.
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 preload_app = False
 accesslog = os.environ.get("ACCESS_LOG", "-")
 errorlog = "-"
@@ -58,8 +59,21 @@ def on_starting(server):
 
 
 def post_worker_init(worker):
-    """Connect the worker's broker now, not on its first stream."""
-    worker.wsgi.extensions["broker"].ensure_started()
+    """Connect the worker's broker now, and end its streams as soon as it is told to stop."""
+    import gevent
+
+    broker = worker.wsgi.extensions["broker"]
+    broker.ensure_started()
+
+    def end_streams_on_shutdown():
+        # gunicorn clears worker.alive on SIGTERM, SIGQUIT or a SIGHUP reload, then waits up
+        # to graceful_timeout for requests to finish: streams would otherwise hold it open.
+        while worker.alive:
+            gevent.sleep(0.25)
+        worker.log.info("worker %s stopping: ending %d streams", worker.pid, broker.hub.count())
+        broker.hub.close_all()
+
+    gevent.spawn(end_streams_on_shutdown)
 
 
 def child_exit(server, worker):

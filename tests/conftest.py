@@ -56,11 +56,10 @@ def redis_prefix():
     return f"t{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture(scope="session")
-def postgres_url(pytestconfig):
-    """A throwaway PostgreSQL database for the session, dropped at the end."""
+def _postgres_database(config):
+    """Create a throwaway PostgreSQL database; yield its URL, then drop it."""
     if not port_open(5432):
-        missing_service(pytestconfig, "PostgreSQL is not running on 127.0.0.1:5432")
+        missing_service(config, "PostgreSQL is not running on 127.0.0.1:5432")
     import psycopg
 
     name = f"feed_test_{uuid.uuid4().hex[:8]}"
@@ -69,6 +68,18 @@ def postgres_url(pytestconfig):
     yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_url(pytestconfig):
+    """A throwaway PostgreSQL database for the session (tests empty it as they start)."""
+    yield from _postgres_database(pytestconfig)
+
+
+@pytest.fixture
+def fresh_postgres_url(pytestconfig):
+    """A throwaway PostgreSQL database of this test alone (for real servers)."""
+    yield from _postgres_database(pytestconfig)
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ A broker hands each incoming message to :meth:`Hub.dispatch`; the hub puts the s
 Inboxes are bounded in events and bytes: a client that stops reading is cut, not buffered
 forever, and never slows the others down.
 """
+import time
 from collections import deque
 
 from gevent.event import Event
@@ -22,14 +23,16 @@ CHECK = "__check"
 class Inbox:
     """The bounded queue between the hub and one stream."""
 
-    __slots__ = ("channel", "sid", "max_events", "max_bytes", "closed", "on_close",
+    __slots__ = ("channel", "sid", "max_events", "max_bytes", "max_lag_ms", "closed", "on_close",
                  "_items", "_bytes", "_wake")
 
-    def __init__(self, channel, sid=None, max_events=512, max_bytes=4 << 20, on_close=None):
+    def __init__(self, channel, sid=None, max_events=512, max_bytes=4 << 20, max_lag=10.0,
+                 on_close=None):
         self.channel = channel
         self.sid = sid
         self.max_events = max_events
         self.max_bytes = max_bytes
+        self.max_lag_ms = max_lag * 1000
         self.closed = None  # the reason, once closed
         self.on_close = on_close
         self._items = deque()
@@ -37,12 +40,18 @@ class Inbox:
         self._wake = Event()
 
     def put(self, message):
-        """Queue *message*; close the inbox as a slow consumer when it is over its bounds."""
+        """Queue *message*; close the inbox as a slow consumer when it is over its bounds.
+
+        The bounds are a number of events, a number of bytes, and an age: an event that has
+        waited longer than ``max_lag`` seconds means the client stopped reading.
+        """
         if self.closed:
             return
-        self._items.append(message)
+        items = self._items
+        items.append(message)
         self._bytes += len(message.data)
-        if len(self._items) > self.max_events or self._bytes > self.max_bytes:
+        if len(items) > self.max_events or self._bytes > self.max_bytes or (
+                len(items) > 1 and items[0].ts and time.time() * 1000 - items[0].ts > self.max_lag_ms):
             self.close(SLOW)
             return
         self._wake.set()

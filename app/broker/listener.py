@@ -35,8 +35,10 @@ def encode_command(*args):
 class PubSubConnection:
     """A raw RESP connection in subscribed mode, with health checks."""
 
-    def __init__(self, host, port, password=None, username=None, connect_timeout=2.0):
+    def __init__(self, host, port, password=None, username=None, connect_timeout=2.0,
+                 name=None):
         self.address = (host, port)
+        self.name = name
         self.password = password
         self.username = username
         self.connect_timeout = connect_timeout
@@ -55,6 +57,10 @@ class PubSubConnection:
             reply = self._read_one()
             if isinstance(reply, hiredis.ReplyError):
                 raise ConnectionError(f"Redis refused AUTH: {reply}")
+        if self.name:
+            # Named, so operators (and tests) can find each worker's one pub/sub connection.
+            self.send("CLIENT", "SETNAME", self.name)
+            self._read_one()
 
     def _read_one(self):
         while True:

@@ -1,9 +1,12 @@
 """The Redis broker: atomic publish-and-append per channel, one pub/sub connection per process."""
 import logging
+import os
 import time
 
 import gevent
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 from redis.connection import parse_url
 
 from app.broker import scripts
@@ -33,8 +36,13 @@ class RedisBroker(Broker):
     def __init__(self, url, prefix="rt", health_seconds=5.0, slot_ttl_seconds=30, **kwargs):
         super().__init__(**kwargs)
         self.prefix = prefix
-        self.redis = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0,
-                                          retry_on_timeout=False)
+        # One quick retry after a dropped connection, none after a timeout (the script may
+        # have run: a retry would publish twice), then fail: a request must not hang on a
+        # Redis that is away, and redis-py's default retries take seconds.
+        retry = Retry(ExponentialBackoff(cap=0.05, base=0.01), 1,
+                      supported_errors=(redis.ConnectionError,))
+        self.redis = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=1.0,
+                                          retry=retry)
         self._publish_script = self.redis.register_script(scripts.PUBLISH)
         self._read_script = self.redis.register_script(scripts.READ)
         self._reset_script = self.redis.register_script(scripts.RESET)
@@ -47,7 +55,8 @@ class RedisBroker(Broker):
         self.meta_ttl_ms = (self.history_max_seconds + 7 * 86400) * 1000
         params = parse_url(url)
         connection = PubSubConnection(params.get("host", "127.0.0.1"), params.get("port", 6379),
-                                      params.get("password"), params.get("username"))
+                                      params.get("password"), params.get("username"),
+                                      name=f"{prefix}-pubsub-{os.getpid()}")
         self.listener = Listener(connection, self._on_message, self._on_reconnect, self._wanted,
                                  health_seconds=health_seconds)
         self._heartbeat = None

@@ -25,6 +25,20 @@ def _closer(environ):
     return close
 
 
+def _bound_send_buffer(environ, size):
+    """Cap the kernel's send buffer of a stream socket.
+
+    Linux grows it to megabytes for a client that stopped reading, hiding the stall from the
+    inbox bounds for a minute or more; a modest cap lets the stall show within seconds.
+    """
+    sock = environ.get("gunicorn.socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+        except OSError:
+            pass
+
+
 def open_session(transport, kind, key, last_event_id, environ):
     """Return an open :class:`StreamSession` and the messages to send first.
 
@@ -37,6 +51,7 @@ def open_session(transport, kind, key, last_event_id, environ):
     db.session.remove()
     session = StreamSession(current_broker(), channel, identity, transport, current_app.config,
                             on_close=_closer(environ))
+    _bound_send_buffer(environ, current_app.config["STREAM_SEND_BUFFER_BYTES"])
     try:
         initial = session.open(last_event_id)
     except StreamRefused as refused:

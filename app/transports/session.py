@@ -58,7 +58,8 @@ class StreamSession:
         self.position = None
         self.inbox = Inbox(channel, sid=identity.sid, on_close=on_close,
                            max_events=settings["STREAM_QUEUE_MAX_EVENTS"],
-                           max_bytes=settings["STREAM_QUEUE_MAX_BYTES"])
+                           max_bytes=settings["STREAM_QUEUE_MAX_BYTES"],
+                           max_lag=settings["STREAM_MAX_LAG_SECONDS"])
         self._slot = False
         self._subscribed = False
         self._open_gauge = metrics.STREAMS_OPEN.labels(transport, self.kind)

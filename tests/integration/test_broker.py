@@ -1,0 +1,189 @@
+"""One test suite for every broker: the in-process one and Redis pass the same tests."""
+import time
+
+import gevent
+import pytest
+
+from app.broker.hub import CHECK, REVOKED, SLOW, Inbox
+from app.broker.memory import MemoryBroker
+from app.events.schema import TYPING, Event
+from app.events.wire import Position
+
+
+def make_broker(kind, request, **options):
+    if kind == "memory":
+        return MemoryBroker(**options)
+    from app.broker.redis import RedisBroker
+
+    url = request.getfixturevalue("redis_url")
+    return RedisBroker(url, prefix=request.getfixturevalue("redis_prefix"), **options)
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def broker_factory(request):
+    """Build brokers of one kind; every one is closed after the test."""
+    made = []
+
+    def build(**options):
+        broker = make_broker(request.param, request, **options)
+        made.append(broker)
+        return broker
+
+    yield build
+    for broker in made:
+        broker.close()
+
+
+@pytest.fixture
+def broker(broker_factory):
+    return broker_factory(history_max_events=50)
+
+
+def event(n, type_="new_post"):
+    return Event(type_, {"post_id": f"p{n}", "n": n})
+
+
+def publish(broker, channel, count, start=0):
+    return [broker.publish([channel], event(i))[0] for i in range(start, start + count)]
+
+
+def drain(inbox, want, timeout=5):
+    """Return up to *want* messages of *inbox* (not the brokers' reconnect checkpoints)."""
+    got = []
+    deadline = time.monotonic() + timeout
+    while len(got) < want and time.monotonic() < deadline:
+        got.extend(m for m in inbox.get(0.1) if m.type != CHECK)
+    return got
+
+
+def test_publish_returns_increasing_ids_per_channel(broker):
+    ids = publish(broker, "feed:a", 3)
+    positions = [Position.parse(i) for i in ids]
+    assert [p.seq for p in positions] == [1, 2, 3]
+    assert len({p.epoch for p in positions}) == 1
+    other = broker.publish(["feed:b"], event(9))[0]
+    assert Position.parse(other).seq == 1
+
+
+def test_one_event_to_many_channels_gets_an_id_in_each(broker):
+    ids = broker.publish(["feed:a", "feed:b", "post:p"], event(1))
+    assert [Position.parse(i).seq for i in ids] == [1, 1, 1]
+    for channel, event_id in zip(["feed:a", "feed:b", "post:p"], ids):
+        assert broker.read(channel).head == Position.parse(event_id)
+
+
+def test_head_of_an_unused_channel_is_seq_zero(broker):
+    head = broker.read("feed:new").head
+    assert head.seq == 0 and head.epoch
+
+
+def test_replay_after_an_id_returns_later_events_in_order(broker):
+    ids = publish(broker, "feed:a", 5)
+    replay = broker.read("feed:a", Position.parse(ids[1]))
+    assert [m.event_id for m in replay.messages] == ids[2:]
+    assert replay.head == Position.parse(ids[-1])
+    assert b'"n":4' in replay.messages[-1].data
+
+
+def test_replay_at_the_head_is_empty(broker):
+    ids = publish(broker, "feed:a", 2)
+    assert broker.read("feed:a", Position.parse(ids[-1])).messages == []
+
+
+def test_replay_of_an_unknown_epoch_or_future_id_says_resync(broker):
+    publish(broker, "feed:a", 2)
+    head = broker.read("feed:a").head
+    assert broker.read("feed:a", Position("deadbeef", 1)).messages is None
+    assert broker.read("feed:a", Position(head.epoch, head.seq + 5)).messages is None
+
+
+def test_replay_of_a_trimmed_position_says_resync(broker_factory):
+    broker = broker_factory(history_max_events=5)
+    ids = publish(broker, "feed:a", 10)
+    assert broker.read("feed:a", Position.parse(ids[3])).messages is None  # 6 missed, 5 held
+    held = broker.read("feed:a", Position.parse(ids[4])).messages
+    assert [m.event_id for m in held] == ids[5:]
+
+
+def test_history_older_than_the_time_window_is_not_replayed(broker_factory):
+    broker = broker_factory(history_max_events=50, history_max_seconds=1)
+    ids = publish(broker, "feed:a", 2)
+    time.sleep(1.2)
+    later = publish(broker, "feed:a", 1, start=2)
+    assert broker.read("feed:a", Position.parse(ids[0])).messages is None
+    assert [m.event_id for m in broker.read("feed:a", Position.parse(ids[1])).messages] == later
+
+
+def test_live_delivery_reaches_every_local_subscriber_in_order(broker):
+    inboxes = [Inbox("post:x"), Inbox("post:x")]
+    for inbox in inboxes:
+        broker.subscribe(inbox)
+    ids = publish(broker, "post:x", 5)
+    for inbox in inboxes:
+        assert [m.event_id for m in drain(inbox, 5)] == ids
+
+
+def test_subscribers_of_other_channels_get_nothing(broker):
+    inbox = Inbox("post:other")
+    broker.subscribe(inbox)
+    publish(broker, "post:x", 2)
+    assert drain(inbox, 1, timeout=0.3) == []
+
+
+def test_live_message_matches_history(broker):
+    inbox = Inbox("post:x")
+    broker.subscribe(inbox)
+    [event_id] = publish(broker, "post:x", 1)
+    [live] = drain(inbox, 1)
+    [stored] = broker.read("post:x", Position(Position.parse(event_id).epoch, 0)).messages
+    assert live.data == stored.data and live.event_id == stored.event_id == event_id
+    assert f'"id":"{event_id}"'.encode() in live.data
+
+
+def test_ephemeral_events_are_delivered_but_never_stored(broker):
+    inbox = Inbox("post:x")
+    broker.subscribe(inbox)
+    ids = broker.publish(["post:x"], Event(TYPING, {"post_id": "x"}))
+    assert ids == [None]
+    [live] = drain(inbox, 1)
+    assert live.event_id is None and live.type == TYPING and b'"id"' not in live.data
+    assert broker.read("post:x").head.seq == 0
+
+
+def test_unsubscribed_inbox_gets_nothing_more(broker):
+    inbox = Inbox("post:x")
+    broker.subscribe(inbox)
+    broker.unsubscribe(inbox)
+    publish(broker, "post:x", 1)
+    assert drain(inbox, 1, timeout=0.3) == []
+
+
+def test_an_inbox_over_its_bound_is_closed_as_slow(broker):
+    inbox = Inbox("post:x", max_events=3)
+    broker.subscribe(inbox)
+    publish(broker, "post:x", 5)
+    deadline = time.monotonic() + 5
+    while not inbox.closed and time.monotonic() < deadline:
+        gevent.sleep(0.02)
+    assert inbox.closed == SLOW
+
+
+def test_revoke_closes_the_streams_of_that_session_only(broker):
+    mine, other = Inbox("feed:a", sid="s1"), Inbox("feed:a", sid="s2")
+    broker.subscribe(mine)
+    broker.subscribe(other)
+    broker.revoke("s1")
+    assert mine.closed == REVOKED and not other.closed
+
+
+def test_stream_slots_are_limited_per_user(broker):
+    assert broker.acquire_slot("u1", "s1", 2)
+    assert broker.acquire_slot("u1", "s2", 2)
+    assert not broker.acquire_slot("u1", "s3", 2)
+    assert broker.acquire_slot("u2", "s4", 2)
+    broker.release_slot("u1", "s1")
+    assert broker.acquire_slot("u1", "s3", 2)
+
+
+def test_ping_answers_when_up(broker):
+    assert broker.ping() is None

@@ -1,0 +1,176 @@
+"""What only the Redis broker does: one pub/sub connection per process, and no silent gap."""
+import time
+from types import SimpleNamespace
+
+import gevent
+import pytest
+
+from app.broker import BrokerUnavailable
+from app.broker.hub import Inbox
+from app.broker.redis import RedisBroker
+from app.events.schema import Event
+from app.transports.session import StreamSession
+from tests.support.redis_server import RedisServer
+
+pytestmark = pytest.mark.redis
+
+SETTINGS = {"STREAM_PING_SECONDS": 5, "STREAMS_PER_USER": 100, "STREAM_QUEUE_MAX_EVENTS": 1000,
+            "STREAM_QUEUE_MAX_BYTES": 1 << 22, "STREAM_MAX_LAG_SECONDS": 10}
+
+
+@pytest.fixture
+def broker(redis_url, redis_prefix):
+    broker = RedisBroker(redis_url, prefix=redis_prefix, health_seconds=0.5)
+    yield broker
+    broker.close()
+
+
+def open_session(broker, channel="feed:u1"):
+    who = SimpleNamespace(user_id="u1", sid="s1", expires_at=time.time() + 3600)
+    session = StreamSession(broker, channel, who, "sse", SETTINGS)
+    session.open()
+    return session
+
+
+def receive_events(session, count, timeout=10):
+    got = []
+    deadline = time.monotonic() + timeout
+    while len([m for m in got if m.event_id]) < count and time.monotonic() < deadline:
+        got.extend(session.receive(0.2))
+    return got
+
+
+def publish(broker, count, channel="feed:u1", start=0):
+    return [broker.publish([channel], Event("new_post", {"n": i}))[0]
+            for i in range(start, start + count)]
+
+
+def pubsub_clients(broker):
+    return [c for c in broker.redis.client_list(_type="pubsub")
+            if c["name"].startswith(f"{broker.prefix}-pubsub-")]
+
+
+def wait_until(predicate, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        gevent.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def test_all_streams_of_a_process_share_one_pubsub_connection(broker):
+    inboxes = [Inbox(f"feed:u{i}") for i in range(20)] + [Inbox("post:p") for _ in range(20)]
+    for inbox in inboxes:
+        broker.subscribe(inbox)
+    assert len(pubsub_clients(broker)) == 1
+    assert pubsub_clients(broker)[0]["sub"] == "22"  # 21 channels + the control channel
+
+
+def test_a_channel_is_subscribed_with_its_first_stream_and_dropped_with_its_last(broker):
+    name = f"{broker.prefix}:{{post:p}}"
+    first, second = Inbox("post:p"), Inbox("post:p")
+    broker.subscribe(first)
+    broker.subscribe(second)
+    assert name.encode() in broker.redis.pubsub_channels(f"{broker.prefix}:*")
+    broker.unsubscribe(first)
+    assert name.encode() in broker.redis.pubsub_channels(f"{broker.prefix}:*")
+    broker.unsubscribe(second)
+    wait_until(lambda: name.encode() not in broker.redis.pubsub_channels(f"{broker.prefix}:*"))
+
+
+def test_a_killed_pubsub_connection_loses_nothing(broker):
+    session = open_session(broker)
+    before = publish(broker, 3)
+    for _ in range(3):
+        [client] = pubsub_clients(broker)
+        broker.redis.client_kill_filter(_id=client["id"])
+        # Published while the worker is reconnecting: pub/sub alone would drop these.
+        before += publish(broker, 5, start=len(before))
+        wait_until(lambda: len(pubsub_clients(broker)) == 1)
+    before += publish(broker, 2, start=len(before))
+    received = [m.event_id for m in receive_events(session, len(before))]
+    assert received == before
+
+
+def test_the_process_knows_the_number_of_reconnects(broker):
+    open_session(broker)
+    count = broker.stats["reconnects"]
+    [client] = pubsub_clients(broker)
+    broker.redis.client_kill_filter(_id=client["id"])
+    wait_until(lambda: broker.stats["reconnects"] == count + 1)
+
+
+@pytest.fixture
+def private_redis():
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+def test_a_redis_restart_makes_resuming_clients_resync(private_redis):
+    broker = RedisBroker(private_redis.url, prefix="r", health_seconds=0.5)
+    try:
+        session = open_session(broker)
+        publish(broker, 2)
+        assert len(receive_events(session, 2)) == 2
+        private_redis.restart()
+        # Open streams stay open; the worker reconnects and finds the history gone.
+        messages = receive_events(session, 0, timeout=1) + \
+            [m for m in _until_resync(session)]
+        assert "resync_required" in [m.type for m in messages]
+        later = _publish_when_up(broker, 1)
+        assert [m.event_id for m in receive_events(session, 1)] == later
+    finally:
+        broker.close()
+
+
+def test_a_publish_lost_in_an_outage_makes_clients_resync_once_redis_is_back(private_redis):
+    broker = RedisBroker(private_redis.url, prefix="r", health_seconds=0.5)
+    other = RedisBroker(private_redis.url, prefix="r", health_seconds=0.5)  # another worker
+    try:
+        session = open_session(other)
+        publish(broker, 1)
+        assert len(receive_events(session, 1)) == 1
+        private_redis.client().client_pause(3000)  # Redis hangs: the publish times out
+        with pytest.raises(BrokerUnavailable):
+            broker.publish(["feed:u1"], Event("new_post", {"lost": True}))
+        gevent.sleep(3.2)
+        later = _publish_when_up(broker, 1)
+        messages = []
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(m.event_id == later[0] for m in messages):
+            messages.extend(session.receive(0.2))
+        assert [m.type for m in messages] == ["resync_required", "new_post"]
+    finally:
+        broker.close()
+        other.close()
+
+
+def test_an_unreachable_redis_fails_fast_with_broker_unavailable():
+    broker = RedisBroker("redis://127.0.0.1:1/0", prefix="none")
+    with pytest.raises(BrokerUnavailable):
+        broker.publish(["feed:u1"], Event("new_post", {}))
+    with pytest.raises(BrokerUnavailable):
+        broker.read("feed:u1")
+    broker.redis.close()
+
+
+def _until_resync(session, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for message in session.receive(0.2):
+            yield message
+            if message.type == "resync_required":
+                return
+
+
+def _publish_when_up(broker, count, timeout=10):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return publish(broker, count)
+        except BrokerUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            gevent.sleep(0.1)

@@ -1,0 +1,94 @@
+"""Start real gunicorn servers (gevent workers) on free loopback ports, as production does."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def free_port():
+    """Return a TCP port that is free on 127.0.0.1 now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def migrate(database_url):
+    """Apply the migrations to *database_url* the way the README says."""
+    env = {**os.environ, "DATABASE_URL": database_url, "APP_ENV": "development"}
+    env.pop("REDIS_URL", None)
+    subprocess.run([str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=env,
+                   check=True, capture_output=True, timeout=120)
+
+
+class Server:
+    """One ``gunicorn -c gunicorn.conf.py wsgi:app`` process and its workers.
+
+    :param env: extra environment (DATABASE_URL, REDIS_URL, REDIS_PREFIX…).
+    :param workers: WEB_CONCURRENCY.
+    :param log_dir: where its output goes (``server-<port>.log``).
+    """
+
+    def __init__(self, env, workers=1, log_dir=None, port=None):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "PORT": str(self.port), "HOST": "127.0.0.1",
+                    "WEB_CONCURRENCY": str(workers), "JWT_SECRET_KEY": "e2e-secret-" + "s" * 40,
+                    "STREAM_PING_SECONDS": "1", "GUNICORN_KEEPALIVE": "1", **env}
+        self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        self.log_path = Path(log_dir or "/tmp") / f"server-{self.port}.log"
+        self.process = None
+
+    def start(self, timeout=30):
+        """Start the server and wait until ``/healthz`` answers 200."""
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT,
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not become healthy in {timeout} s:\n{self.log()}")
+
+    def worker_pids(self):
+        """Return the pids of the master's worker processes."""
+        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True,
+                             text=True).stdout
+        return [int(pid) for pid in out.split()]
+
+    def signal(self, signum):
+        """Send *signum* to the master."""
+        self.process.send_signal(signum)
+
+    def stop(self, timeout=15):
+        """Stop gracefully (SIGTERM), then kill what is left."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(5)
+
+    def log(self):
+        """Return what the server printed so far."""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
