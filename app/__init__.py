@@ -17,13 +17,16 @@ def create_app(config=None):
     app.config.from_mapping(config or {})
     app.url_map.strict_slashes = False  # /ws/feed/ works as well as /ws/feed
 
-    from app import database
+    from app import database, ratelimit
     from app.auth import tokens
     from app.broker import extension as broker
+    from app.transports import websocket
 
     database.init_app(app)
     tokens.init_app(app)
     broker.init_app(app)
+    ratelimit.init_app(app)
+    websocket.init_app(app)
     register_blueprints(app)
     register_error_handlers(app)
     app.before_request(_refuse_large_bodies)
@@ -36,9 +39,11 @@ def register_blueprints(app):
     from app.auth import bp as auth
     from app.ops.routes import bp as ops
     from app.pages import bp as pages
+    from app.transports.longpoll import bp as poll
     from app.transports.sse import bp as sse
+    from app.transports.websocket import bp as ws
 
-    for blueprint in (auth, api, sse, ops, pages):
+    for blueprint in (auth, api, sse, poll, ws, ops, pages):
         app.register_blueprint(blueprint)
 
 

@@ -127,10 +127,13 @@ def load_config(instance_path, env=None):
         "WS_MESSAGE_BURST": env_int(env, "WS_MESSAGE_BURST", 40, minimum=1),
         "WS_COMPRESSION": env_bool(env, "WS_COMPRESSION", True),
         "RATELIMIT_ENABLED": env_bool(env, "RATELIMIT_ENABLED", True),
-        "RATELIMIT_WRITES": env_str(env, "RATELIMIT_WRITES", "120/minute;20/second"),
-        "RATELIMIT_TYPING": env_str(env, "RATELIMIT_TYPING", "1/2second"),
-        "RATELIMIT_AUTH": env_str(env, "RATELIMIT_AUTH", "30/minute"),
+        "RATELIMIT_WRITES": env_str(env, "RATELIMIT_WRITES", "30/second;1200/minute"),
+        "RATELIMIT_TYPING": env_str(env, "RATELIMIT_TYPING", "10/second;300/minute"),
+        "RATELIMIT_AUTH": env_str(env, "RATELIMIT_AUTH", "10/second;300/minute"),
+        "TYPING_THROTTLE": env_str(env, "TYPING_THROTTLE", "1/2second"),
         "MAX_CONTENT_LENGTH": 64 * 1024,
+        "PASSWORD_HASH_TIME_COST": env_int(env, "PASSWORD_HASH_TIME_COST", 3, minimum=1),
+        "PASSWORD_HASH_MEMORY_KIB": env_int(env, "PASSWORD_HASH_MEMORY_KIB", 65536, minimum=32),
     }
 
 

@@ -4,17 +4,18 @@ from sqlalchemy.engine import Engine
 
 from app.config import engine_options
 from app.extensions import db, migrate
-from app.models import __all__ as _models  # noqa: F401  (every table known to Alembic)
+from app.models.user import configure_hashing
 
 
 def init_app(app):
     """Bind the database and migrations to *app*.
 
-    Reads ``SQLALCHEMY_DATABASE_URI`` and, for PostgreSQL, ``DB_POOL_SIZE``,
-    ``DB_MAX_OVERFLOW`` and ``DB_POOL_TIMEOUT``.
+    Reads ``SQLALCHEMY_DATABASE_URI``; for PostgreSQL ``DB_POOL_SIZE``, ``DB_MAX_OVERFLOW``
+    and ``DB_POOL_TIMEOUT``; and the password hashing cost.
     """
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config))
     db.init_app(app)
+    configure_hashing(app.config["PASSWORD_HASH_TIME_COST"], app.config["PASSWORD_HASH_MEMORY_KIB"])
     migrate.init_app(app, db, directory=str(app.root_path + "/../migrations"))
 
 

@@ -53,6 +53,10 @@ class Conflict(ApiError):
     status, code = 409, "conflict"
 
 
+class TooLarge(ApiError):
+    status, code = 413, "too_large"
+
+
 class RateLimited(ApiError):
     status, code = 429, "rate_limited"
 

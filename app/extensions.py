@@ -1,6 +1,7 @@
 """Extension instances, created unbound and attached to the app in ``create_app``."""
 from flask_jwt_extended import JWTManager
 from flask_migrate import Migrate
+from flask_sock import Sock
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
@@ -22,3 +23,4 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate(render_as_batch=True)
 jwt = JWTManager()
+sock = Sock()

@@ -5,6 +5,7 @@ from app.api import bp, schemas
 from app.api.openapi import documented
 from app.api.pagination import decode_cursor, encode_cursor
 from app.api.validation import json_body, query_args
+from app.ratelimit import limit_writes
 from app.serializers import comment_json, comments_json
 from app.services import comments
 
@@ -21,6 +22,7 @@ def list_comments(post_id):
 
 
 @bp.post("/posts/<post_id>/comments")
+@limit_writes
 @jwt_required()
 @documented("Comment on a post", body=schemas.CommentIn, response=schemas.CommentOut, status=201)
 def create_comment(post_id):
@@ -30,6 +32,7 @@ def create_comment(post_id):
 
 
 @bp.delete("/comments/<comment_id>")
+@limit_writes
 @jwt_required()
 @documented("Delete a comment (its author or the post's author)", status=204)
 def delete_comment(comment_id):
@@ -44,6 +47,7 @@ def _like_answer(comment, count, liked):
 
 
 @bp.put("/comments/<comment_id>/like")
+@limit_writes
 @jwt_required()
 @documented("Like a comment (idempotent)", response=schemas.CommentLikeOut)
 def like(comment_id):
@@ -52,6 +56,7 @@ def like(comment_id):
 
 
 @bp.delete("/comments/<comment_id>/like")
+@limit_writes
 @jwt_required()
 @documented("Unlike a comment (idempotent)", response=schemas.CommentLikeOut)
 def unlike(comment_id):

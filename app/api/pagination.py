@@ -1,6 +1,7 @@
 """Opaque page cursors: ``(created_at, id)`` of the last row, base64url-encoded."""
 import base64
-from datetime import datetime
+import uuid
+from datetime import datetime, timezone
 
 from app.errors import ValidationFailed
 
@@ -21,7 +22,10 @@ def decode_cursor(value, name):
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
         created_at, row_id = raw.split("|", 1)
-        return datetime.fromisoformat(created_at), row_id
-    except (ValueError, UnicodeDecodeError):
+        created_at = datetime.fromisoformat(created_at)
+        if created_at.tzinfo is None:
+            created_at = created_at.replace(tzinfo=timezone.utc)
+        return created_at.astimezone(timezone.utc), str(uuid.UUID(row_id))
+    except (ValueError, UnicodeDecodeError, OverflowError):
         raise ValidationFailed(f"{name} is not a cursor this API returned",
                                fields={name: "invalid cursor"}) from None

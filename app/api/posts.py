@@ -4,12 +4,14 @@ from flask_jwt_extended import current_user, jwt_required
 from app.api import bp, schemas
 from app.api.openapi import documented
 from app.api.validation import json_body
+from app.ratelimit import limit_typing, limit_writes
 from app.serializers import post_json
 from app.services import posts, reactions, typing
 from app.services.lookup import get_post
 
 
 @bp.post("/posts")
+@limit_writes
 @jwt_required()
 @documented("Write a post", body=schemas.PostIn, response=schemas.PostOut, status=201)
 def create_post():
@@ -28,6 +30,7 @@ def get(post_id):
 
 
 @bp.patch("/posts/<post_id>")
+@limit_writes
 @jwt_required()
 @documented("Edit one's own post", body=schemas.PostIn, response=schemas.PostOut)
 def update(post_id):
@@ -37,6 +40,7 @@ def update(post_id):
 
 
 @bp.delete("/posts/<post_id>")
+@limit_writes
 @jwt_required()
 @documented("Delete one's own post", status=204)
 def delete(post_id):
@@ -46,26 +50,31 @@ def delete(post_id):
 
 
 @bp.put("/posts/<post_id>/reaction")
+@limit_writes
 @jwt_required()
 @documented("React to a post, replacing one's earlier reaction", body=schemas.ReactionIn,
             response=schemas.ReactionOut)
 def react(post_id):
     """Set the viewer's reaction to a post."""
     body = json_body(schemas.ReactionIn)
+    post_id = get_post(post_id).id  # the stored form of the id, whatever its case in the URL
     data = reactions.set_reaction(current_user.id, post_id, body.type)
     return {"post_id": post_id, "reaction_data": data}
 
 
 @bp.delete("/posts/<post_id>/reaction")
+@limit_writes
 @jwt_required()
 @documented("Remove one's reaction to a post", response=schemas.ReactionOut)
 def unreact(post_id):
     """Remove the viewer's reaction to a post."""
+    post_id = get_post(post_id).id
     data = reactions.clear_reaction(current_user.id, post_id)
     return {"post_id": post_id, "reaction_data": data}
 
 
 @bp.post("/posts/<post_id>/typing")
+@limit_typing
 @jwt_required()
 @documented("Announce that the viewer is typing a comment", status=202)
 def announce_typing(post_id):

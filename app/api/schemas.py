@@ -13,6 +13,14 @@ class Body(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="ignore")
 
+    @field_validator("*")
+    @classmethod
+    def no_nul_characters(cls, value):
+        # PostgreSQL cannot store U+0000 in text: refuse it on every database alike.
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
+
 
 class ContentBody(Body):
     """A body whose ``content`` must hold more than white space."""

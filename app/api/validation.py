@@ -3,7 +3,7 @@ import orjson
 from flask import request
 from pydantic import ValidationError
 
-from app.errors import BadJson, ValidationFailed
+from app.errors import BadJson, TooLarge, ValidationFailed
 
 # Short words for the per-field map; the message uses the schema's "rule" where it has one.
 _FIELD_PROBLEMS = {
@@ -43,6 +43,8 @@ def validate(model, data):
     extra = (field.json_schema_extra or {}) if field is not None else {}
     if first["type"] == "missing":
         message = f"{name} is required"
+    elif first["type"] == "value_error":  # a validator's own sentence: "must not be blank"
+        message = f"{name} {fields[name]}"
     elif "rule" in extra:
         message = f"{name} {extra['rule']}"
     else:
@@ -55,8 +57,13 @@ def json_body(model):
 
     :raises BadJson: when the body is empty, not UTF-8, not JSON, or not an object.
     :raises ValidationFailed: when a field is missing, of the wrong type or out of range.
+    :raises TooLarge: when a body without ``Content-Length`` (chunked) reaches the limit:
+        Werkzeug stops reading there without an error, so the rest would be silently dropped.
     """
     raw = request.get_data(cache=True)
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(raw) >= limit:
+        raise TooLarge("request body over 64 KiB")
     if not raw.strip():
         raise BadJson("the request body must be a JSON object")
     try:

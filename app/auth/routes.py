@@ -1,13 +1,19 @@
 """``/api/auth``: register, login, refresh, logout and stream tickets."""
 from flask import jsonify, request
-from flask_jwt_extended import (current_user, get_jwt, jwt_required, set_access_cookies,
-                                unset_jwt_cookies)
+from flask_jwt_extended import (
+    current_user,
+    get_jwt,
+    jwt_required,
+    set_access_cookies,
+    unset_jwt_cookies,
+)
 
 from app.api import schemas
 from app.api.openapi import documented
 from app.api.validation import json_body
 from app.auth import bp, stores, tokens
 from app.broker.extension import current_broker
+from app.ratelimit import limit_auth
 from app.serializers import user_json
 from app.services import users
 
@@ -17,6 +23,7 @@ def _signed_in(user, status):
 
 
 @bp.post("/register")
+@limit_auth
 @documented("Create an account", body=schemas.RegisterIn, response=schemas.AuthOut, status=201,
             auth=False)
 def register():
@@ -26,6 +33,7 @@ def register():
 
 
 @bp.post("/login")
+@limit_auth
 @documented("Sign in", body=schemas.LoginIn, response=schemas.AuthOut, auth=False)
 def login():
     """Sign in with a username (any case) and password."""

@@ -11,7 +11,18 @@ from app.models.base import UTCDateTime, new_id, utcnow
 
 _hasher = PasswordHasher()
 # Verified against when the username is unknown, so a login takes as long either way.
-_DUMMY_HASH = _hasher.hash("not a real password")
+_dummy_hash = _hasher.hash("not a real password")
+
+
+def configure_hashing(time_cost, memory_kib):
+    """Set Argon2's cost (``PASSWORD_HASH_TIME_COST``, ``PASSWORD_HASH_MEMORY_KIB``).
+
+    Existing hashes keep verifying whatever the cost; they are rehashed at the next sign-in.
+    """
+    global _hasher, _dummy_hash
+    if (_hasher.time_cost, _hasher.memory_cost) != (time_cost, memory_kib):
+        _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
+        _dummy_hash = _hasher.hash("not a real password")
 
 
 class User(db.Model):
@@ -44,6 +55,6 @@ class User(db.Model):
     def burn_password_check(password):
         """Spend the time of a password check when there is no user to check against."""
         try:
-            _hasher.verify(_DUMMY_HASH, password)
+            _hasher.verify(_dummy_hash, password)
         except VerificationError:
             pass

@@ -1,13 +1,28 @@
-"""Typing announcements: ephemeral events on a post's channel."""
+"""Typing announcements: ephemeral events on a post's channel, throttled per user per post."""
+from flask import current_app
+
 from app.events import schema
 from app.events.channels import post_channel
+from app.ratelimit import allow
 from app.serializers import author_json
 from app.services import notify
 from app.services.lookup import get_post
 
 
 def announce_typing(user, post_id):
-    """Tell everyone on the post that *user* is typing (no id, no history, never replayed)."""
+    """Tell everyone on the post that *user* is typing; 404 for an unknown post."""
     post = get_post(post_id)
-    notify.publish([post_channel(post.id)], schema.Event(
-        schema.TYPING, {"post_id": post.id, "user": author_json(user)}))
+    announce_typing_as(author_json(user), post.id)
+
+
+def announce_typing_as(author, post_id):
+    """Publish ``typing`` for *author* (a short user object) on an existing post.
+
+    At most one announcement per user per post per ``TYPING_THROTTLE`` (default 2 s): a
+    keystroke stream becomes one event every few seconds. Returns whether it was published.
+    """
+    if not allow(current_app.config["TYPING_THROTTLE"], "typing", author["id"], post_id):
+        return False
+    notify.publish([post_channel(post_id)],
+                   schema.Event(schema.TYPING, {"post_id": post_id, "user": author}))
+    return True

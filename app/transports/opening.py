@@ -39,13 +39,16 @@ def _bound_send_buffer(environ, size):
             pass
 
 
-def open_session(transport, kind, key, last_event_id, environ):
+def open_session(transport, kind, key, last_event_id, environ, identity=None):
     """Return an open :class:`StreamSession` and the messages to send first.
+
+    *identity* is the request's :class:`StreamIdentity` when the caller already has it (a
+    ticket can be redeemed only once); otherwise the request is authenticated here.
 
     :raises ApiError: 401 without valid credentials, 404 for an unknown post, 429 over the
         per-user stream limit, 503 when the broker is unreachable.
     """
-    identity = authenticate_stream()
+    identity = identity or authenticate_stream()
     channel = authorize_channel(identity.user_id, kind, key)
     # A stream may stay open for hours: it must not pin a database connection.
     db.session.remove()

@@ -177,7 +177,7 @@ class StreamSession:
             now = time.monotonic()
             wall = time.time()
             if expires_at is not None and wall >= expires_at:
-                yield [control(schema.TOKEN_EXPIRED, message="the token expired")]
+                yield [self.token_expired("the token expired")]
                 return
             wait = next_ping - now
             if expires_at is not None:
@@ -186,7 +186,7 @@ class StreamSession:
                 batch = self.receive(max(wait, 0))
             except StreamEnded as ended:
                 if ended.reason == REVOKED:
-                    yield [control(schema.TOKEN_EXPIRED, message="the session was signed out")]
+                    yield [self.token_expired("the session was signed out")]
                 elif ended.reason == SHUTDOWN:
                     yield [self.ping()]
                 raise
@@ -206,6 +206,11 @@ class StreamSession:
                 metrics.DELIVERY_LATENCY.observe(max(now - message.ts, 0) / 1000)
         if events:
             self._delivered.inc(events)
+
+    @staticmethod
+    def token_expired(message):
+        """Return the ``token_expired`` control message that ends a stream."""
+        return control(schema.TOKEN_EXPIRED, message=message)
 
     @staticmethod
     def ping():

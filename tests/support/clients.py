@@ -116,3 +116,168 @@ class SSEReader:
         if self._greenlet is not None:
             self._greenlet.kill()
         self.response.close()
+
+
+class Subscriber:
+    """A client of one channel over one transport, collecting the JSON objects it receives.
+
+    ``events`` holds ``(received at, object)``; subclasses fill it from a greenlet.
+    """
+
+    transport = None
+
+    def __init__(self):
+        self._received = []
+        self.ended = False
+        self.status = None
+
+    @property
+    def events(self):
+        """Return ``(received at, object)`` of everything received so far."""
+        return self._received
+
+    def of_type(self, event_type):
+        """Return the received objects of *event_type*."""
+        return [e for _, e in self.events if e.get("type") == event_type]
+
+    def wait_for(self, predicate, timeout=10):
+        """Wait until *predicate(self)* is true; return it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            result = predicate(self)
+            if result:
+                return result
+            gevent.sleep(0.02)
+        raise AssertionError(f"{self.transport}: timed out; received {[e for _, e in self.events]}")
+
+    def wait_type(self, event_type, count=1, timeout=10):
+        """Wait for *count* objects of *event_type*; return them."""
+        return self.wait_for(lambda s: len(s.of_type(event_type)) >= count
+                             and s.of_type(event_type), timeout)
+
+    @property
+    def last_id(self):
+        """Return the id of the last received event that had one."""
+        ids = [e["id"] for _, e in self.events if "id" in e]
+        return ids[-1] if ids else None
+
+    def close(self):
+        """Stop receiving."""
+
+
+class SSESubscriber(Subscriber):
+    """The SSE transport, as :class:`SSEReader`."""
+
+    transport = "sse"
+
+    def __init__(self, base_url, path, token, last_event_id=None):
+        super().__init__()
+        self.reader = SSEReader(f"{base_url}/stream/{path}", token=token,
+                                last_event_id=last_event_id)
+        self.status = self.reader.status
+
+    @property
+    def events(self):
+        return [(received, fields["data"]) for received, fields in self.reader.events]
+
+    @property
+    def ended(self):
+        return self.reader.ended
+
+    @ended.setter
+    def ended(self, value):
+        pass  # the reader knows
+
+    def close(self):
+        self.reader.close()
+
+
+class WSSubscriber(Subscriber):
+    """The WebSocket transport, with websocket-client."""
+
+    transport = "ws"
+
+    def __init__(self, base_url, path, token, last_event_id=None, **options):
+        import websocket
+
+        super().__init__()
+        url = base_url.replace("http://", "ws://") + f"/ws/{path}?token={token}"
+        if last_event_id:
+            url += f"&last_event_id={last_event_id}"
+        self.close_code = None
+        try:
+            self.ws = websocket.create_connection(url, timeout=30, **options)
+            self.status = 101
+        except websocket.WebSocketBadStatusException as exc:
+            self.ws, self.status = None, exc.status_code
+            return
+        self._greenlet = gevent.spawn(self._read)
+
+    def _read(self):
+        import websocket
+
+        try:
+            while True:
+                opcode, data = self.ws.recv_data()
+                if opcode == websocket.ABNF.OPCODE_CLOSE:
+                    self.close_code = int.from_bytes(data[:2], "big") if len(data) >= 2 else None
+                    break
+                self._received.append((time.time(), orjson.loads(data)))
+        except (websocket.WebSocketException, OSError):
+            pass
+        self.ended = True
+
+    def send(self, obj):
+        """Send one JSON message."""
+        self.ws.send(obj if isinstance(obj, str) else orjson.dumps(obj).decode())
+
+    def close(self):
+        if self.ws is not None:
+            self._greenlet.kill()
+            self.ws.close()
+
+
+class PollSubscriber(Subscriber):
+    """The long-poll transport: a chain of requests, each passing the last cursor."""
+
+    transport = "poll"
+
+    def __init__(self, base_url, path, token, last_event_id=None, timeout=5):
+        super().__init__()
+        self.url = f"{base_url}/poll/{path}"
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"Bearer {token}"
+        self.cursor = last_event_id
+        self.timeout = timeout
+        first = self._poll(timeout=0)
+        self.status = first.status_code
+        if self.status == 200:
+            self._greenlet = gevent.spawn(self._loop)
+
+    def _poll(self, timeout):
+        params = {"timeout": timeout}
+        if self.cursor:
+            params["cursor"] = self.cursor
+        response = self.http.get(self.url, params=params, timeout=timeout + 10)
+        if response.status_code == 200:
+            body = response.json()
+            now = time.time()
+            self._received.extend((now, e) for e in body["events"])
+            self.cursor = body["cursor"]
+        return response
+
+    def _loop(self):
+        try:
+            while self._poll(self.timeout).status_code == 200:
+                pass
+        except requests.RequestException:
+            pass
+        self.ended = True
+
+    def close(self):
+        if self.status == 200:
+            self._greenlet.kill()
+        self.http.close()
+
+
+SUBSCRIBERS = {"sse": SSESubscriber, "ws": WSSubscriber, "poll": PollSubscriber}

@@ -41,7 +41,9 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "PORT": str(self.port), "HOST": "127.0.0.1",
                     "WEB_CONCURRENCY": str(workers), "JWT_SECRET_KEY": "e2e-secret-" + "s" * 40,
-                    "STREAM_PING_SECONDS": "1", "GUNICORN_KEEPALIVE": "1", **env}
+                    "STREAM_PING_SECONDS": "1", "GUNICORN_KEEPALIVE": "1",
+                    "PASSWORD_HASH_TIME_COST": "1", "PASSWORD_HASH_MEMORY_KIB": "32",
+                    "RATELIMIT_ENABLED": "false", **env}
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.log_path = Path(log_dir or "/tmp") / f"server-{self.port}.log"
         self.process = None

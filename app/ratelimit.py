@@ -1,0 +1,60 @@
+"""Rate limits of the write API with Flask-Limiter: per user, shared by every worker.
+
+Counters live in Redis when ``REDIS_URL`` is set (every worker and machine counts together),
+in memory otherwise. ``RATELIMIT_ENABLED=false`` turns them off for load tests.
+"""
+import time
+
+from flask import current_app, request
+from flask_jwt_extended import get_jwt_identity, verify_jwt_in_request
+from flask_limiter import Limiter, RateLimitExceeded
+from flask_limiter.util import get_remote_address
+from limits import parse
+
+from app.errors import RateLimited, error_response
+
+
+def _user_or_address():
+    """Key limits by the signed-in user, or by the client's address when anonymous."""
+    try:
+        verify_jwt_in_request(optional=True)
+        identity = get_jwt_identity()
+    except Exception:  # noqa: BLE001 - a bad token is the view's business, not the limiter's
+        identity = None
+    return f"user:{identity}" if identity else f"ip:{request.remote_addr}"
+
+
+limiter = Limiter(key_func=_user_or_address)
+
+#: Posting, editing, commenting, reacting and liking share one budget per user.
+limit_writes = limiter.shared_limit(lambda: current_app.config["RATELIMIT_WRITES"], scope="writes")
+#: ``POST /api/posts/<id>/typing`` per user.
+limit_typing = limiter.limit(lambda: current_app.config["RATELIMIT_TYPING"])
+#: Registration and sign-in per client address, against password guessing.
+limit_auth = limiter.limit(lambda: current_app.config["RATELIMIT_AUTH"],
+                           key_func=get_remote_address)
+
+
+def init_app(app):
+    """Attach the limiter; reads ``RATELIMIT_ENABLED``, ``REDIS_URL`` and ``REDIS_PREFIX``."""
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
+    app.config.setdefault("RATELIMIT_KEY_PREFIX", f"{app.config.get('REDIS_PREFIX', 'rt')}:rl")
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    # A Redis outage must not turn every write into an error: limits then fall back to memory.
+    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    limiter.init_app(app)
+    app.register_error_handler(RateLimitExceeded, _rate_limited)
+
+
+def _rate_limited(exc):
+    current = limiter.current_limit
+    retry_after = current.reset_at - time.time() if current is not None else 1
+    return error_response(RateLimited(f"too many requests: {exc.description}", retry_after))
+
+
+def allow(rate, *key):
+    """Return whether one more action of *key* fits in *rate* (e.g. ``"1/2second"``) now."""
+    if not limiter.enabled:
+        return True
+    return limiter.limiter.hit(parse(rate), "throttle", *key)

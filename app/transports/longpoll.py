@@ -1,0 +1,90 @@
+"""Long-poll: ``GET /poll/feed?cursor=&timeout=`` and ``GET /poll/post/<id>?cursor=&timeout=``.
+
+A waiting request parks on the same per-process subscription as SSE streams (no loop that
+polls Redis or the database) and answers as soon as one event after the cursor exists.
+"""
+import time
+
+from flask import Blueprint, Response, current_app, request
+
+from app.broker.hub import REVOKED
+from app.errors import ValidationFailed
+from app.events.channels import FEED, POST
+from app.transports.opening import open_session
+from app.transports.session import StreamEnded
+
+bp = Blueprint("poll", __name__, url_prefix="/poll")
+
+MAX_EVENTS = 100
+
+
+def _timeout():
+    """Return the requested wait in seconds: default 25, at most 55 (larger values are capped)."""
+    config = current_app.config
+    raw = request.args.get("timeout")
+    if raw is None or raw == "":
+        return config["LONGPOLL_DEFAULT_SECONDS"]
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise ValidationFailed("timeout must be a number of seconds from 0 to 55",
+                               fields={"timeout": "must be a number from 0 to 55"})
+    return min(value, config["LONGPOLL_MAX_SECONDS"])
+
+
+def _wait(session, initial, timeout):
+    """Return what to answer: the first messages after the cursor, within *timeout*."""
+    messages = initial
+    deadline = time.monotonic() + timeout
+    try:
+        while not messages:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            messages = session.receive(remaining)
+    except StreamEnded as ended:
+        if ended.reason == REVOKED:
+            messages = [session.token_expired("the session was signed out")]
+    return messages
+
+
+def _answer(session, messages, start):
+    """Return the JSON body: up to 100 events and the cursor to pass next time."""
+    returned = messages[:MAX_EVENTS]
+    ids = [m.event_id for m in returned if m.event_id]
+    if ids:
+        cursor = ids[-1]
+    elif len(messages) <= MAX_EVENTS:
+        cursor = session.position.event_id
+    else:
+        cursor = start
+    body = b'{"events":[%s],"cursor":"%s"}' % (b",".join(m.data for m in returned), cursor.encode())
+    return body
+
+
+def _poll(kind, key=None):
+    timeout = _timeout()
+    cursor = request.args.get("cursor") or None
+    session, initial = open_session("poll", kind, key, cursor, request.environ)
+    try:
+        start = session.position.event_id
+        messages = _wait(session, initial, timeout)
+        body = _answer(session, messages, start)
+        session.delivered(messages[:MAX_EVENTS])
+    finally:
+        session.close()
+    return Response(body, mimetype="application/json", headers={"Cache-Control": "no-store"})
+
+
+@bp.get("/feed")
+def feed():
+    """Answer the signed-in user's feed events after the cursor."""
+    return _poll(FEED)
+
+
+@bp.get("/post/<post_id>")
+def post(post_id):
+    """Answer one post's events after the cursor."""
+    return _poll(POST, post_id)

@@ -1,0 +1,232 @@
+"""WebSocket: ``/ws/feed`` and ``/ws/post/<id>`` with flask-sock under gunicorn's gevent worker.
+
+Every refusal (401, 403 for a foreign Origin, 404, 429) is a plain HTTP answer from
+``before_request``, since flask-sock upgrades the connection before the view runs. After the
+upgrade a connection has one writer: every outgoing frame, including what simple-websocket
+itself sends (pongs, close frames), goes through one lock as a whole ``sendall`` —
+simple-websocket's own ``send()`` may write part of a large frame (its issue #45).
+"""
+import logging
+import struct
+
+import gevent
+import orjson
+from flask import Blueprint, current_app, g, request
+from gevent.lock import Semaphore
+from simple_websocket import ConnectionClosed
+from wsproto.events import TextMessage
+
+from app.auth.stream_auth import authenticate_stream
+from app.broker.hub import REVOKED, SHUTDOWN, SLOW
+from app.errors import Forbidden
+from app.events import schema
+from app.events.channels import FEED, POST
+from app.extensions import db, sock
+from app.models import User
+from app.serializers import author_json
+from app.services.typing import announce_typing_as
+from app.transports.opening import open_session
+from app.transports.session import StreamEnded, control
+
+bp = Blueprint("ws", __name__, url_prefix="/ws")
+log = logging.getLogger(__name__)
+
+# Close codes: 1008 policy (message rate), 1009 too big (simple-websocket), 1012 restart,
+# 1013 try again later (too slow to read), 4401 token expired or revoked.
+CLOSE_RATE = 1008
+CLOSE_RESTART = 1012
+CLOSE_SLOW = 1013
+CLOSE_TOKEN = 4401
+
+
+def text_frame(message):
+    """Return an unmasked, uncompressed text frame of *message* (shared by all connections)."""
+    payload = message.data
+    size = len(payload)
+    if size < 126:
+        header = struct.pack("!BB", 0x81, size)
+    elif size < 1 << 16:
+        header = struct.pack("!BBH", 0x81, 126, size)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, size)
+    return header + payload
+
+
+class WholeWrites:
+    """A socket whose every write is one whole ``sendall`` under one lock."""
+
+    def __init__(self, sock):
+        self._sock = sock
+        self._lock = Semaphore()
+
+    def send(self, data):
+        with self._lock:
+            self._sock.sendall(data)
+        return len(data)
+
+    sendall = send
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+class TokenBucket:
+    """Allow *rate* messages a second on average, with bursts of *burst*."""
+
+    def __init__(self, rate, burst):
+        self.rate, self.capacity, self.tokens = rate, burst, float(burst)
+        self.updated = gevent.get_hub().loop.now()
+
+    def take(self):
+        """Spend one token; return False when none is left."""
+        now = gevent.get_hub().loop.now()
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+def _same_origin(origin):
+    allowed = current_app.config["ALLOWED_ORIGINS"]
+    return origin == f"{request.scheme}://{request.host}" or origin in allowed
+
+
+@bp.before_request
+def refuse_before_upgrade():
+    """Check Origin, credentials, the post and the stream limit while it is still HTTP."""
+    origin = request.headers.get("Origin")
+    if origin is not None and not _same_origin(origin):
+        raise Forbidden(f"WebSocket connections from origin {origin!r} are not allowed")
+    if not current_app.config["WS_COMPRESSION"]:
+        # simple-websocket accepts permessage-deflate whenever it is offered: hide the offer.
+        request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
+    g.post_id = (request.view_args or {}).get("post_id")
+    identity = authenticate_stream()
+    # Typing events name their author: load it now, before the session releases the DB.
+    user = db.session.get(User, identity.user_id)
+    g.author = author_json(user) if user is not None else None
+    g.stream = open_session("ws", POST if g.post_id else FEED, g.post_id,
+                            request.args.get("last_event_id"), request.environ, identity)
+
+
+class Connection:
+    """One upgraded WebSocket: a reader for client messages, one writer for everything out."""
+
+    def __init__(self, ws, session, initial, author, post_id, config):
+        self.ws = ws
+        self.session = session
+        self.initial = initial
+        self.author = author
+        self.post_id = post_id
+        self.bucket = TokenBucket(config["WS_MESSAGES_PER_SECOND"], config["WS_MESSAGE_BURST"])
+        ws.sock = WholeWrites(ws.sock)
+        # Without permessage-deflate, frames are identical for every connection: build once.
+        self.shared_frames = not _deflate_negotiated(ws)
+
+    def serve(self):
+        """Run until either side ends the connection."""
+        writer = gevent.spawn(self._write)
+        try:
+            self._read(writer)
+        finally:
+            writer.kill()
+            self.session.close()
+
+    # -- out ------------------------------------------------------------------------------------
+
+    def _frame(self, message):
+        if self.shared_frames:
+            return message.framed(text_frame)
+        return self.ws.ws.send(TextMessage(data=message.data.decode()))
+
+    def _write(self):
+        sock = self.ws.sock
+        code, reason = CLOSE_TOKEN, "token expired"
+        try:
+            for batch in self.session.batches(self.initial):
+                sock.sendall(b"".join(self._frame(m) for m in batch))
+                self.session.delivered(batch)
+        except StreamEnded as ended:
+            code, reason = {REVOKED: (CLOSE_TOKEN, "signed out"),
+                            SHUTDOWN: (CLOSE_RESTART, "service restart"),
+                            SLOW: (CLOSE_SLOW, "too slow to read")}.get(ended.reason,
+                                                                       (1011, ended.reason))
+        except OSError:
+            return
+        self._close(code, reason)
+
+    def _close(self, code, reason):
+        try:
+            self.ws.close(code, reason)
+        except (ConnectionClosed, OSError):
+            pass
+
+    def reply(self, type_, **fields):
+        """Queue a control message for this client (behind what is already queued)."""
+        self.session.inbox.put(control(type_, **fields))
+
+    # -- in -------------------------------------------------------------------------------------
+
+    def _read(self, writer):
+        while self.ws.connected and not writer.dead:
+            try:
+                data = self.ws.receive(timeout=1)
+            except ConnectionClosed:
+                return
+            if data is None:
+                continue
+            if not self.bucket.take():
+                self._close(CLOSE_RATE, "message rate exceeded")
+                return
+            self._handle(data)
+
+    def _handle(self, data):
+        try:
+            message = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            self.reply(schema.ERROR, code="bad_json", message="messages must be JSON objects")
+            return
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == schema.PING:
+            self.reply(schema.PONG, timestamp=schema.now_ms())
+        elif kind == schema.TYPING and self.post_id and self.author:
+            announce_typing_as(self.author, self.post_id)
+        else:
+            self.reply(schema.ERROR, code="unknown_type",
+                       message=f"unknown message type {kind!r}: expected ping"
+                               + (" or typing" if self.post_id else ""))
+
+
+def _deflate_negotiated(ws):
+    """Return whether the handshake agreed on permessage-deflate (wsproto keeps it private)."""
+    try:
+        return bool(ws.ws._connection._proto.extensions)
+    except AttributeError:
+        return True  # unknown: let wsproto frame every message, which is always right
+
+
+def init_app(app):
+    """Configure simple-websocket: ``WS_MAX_MESSAGE_BYTES`` (close 1009 above it), and no
+    protocol-level pings (the contract's JSON pings keep connections alive)."""
+    app.config.setdefault("SOCK_SERVER_OPTIONS", {
+        "max_message_size": app.config["WS_MAX_MESSAGE_BYTES"], "ping_interval": None})
+    sock.init_app(app)
+
+
+def _serve(ws):
+    session, initial = g.stream
+    Connection(ws, session, initial, g.author, g.post_id, current_app.config).serve()
+
+
+@sock.route("/feed", bp=bp)
+def feed(ws):
+    """Stream the signed-in user's feed over a WebSocket."""
+    _serve(ws)
+
+
+@sock.route("/post/<post_id>", bp=bp)
+def post(ws, post_id):
+    """Stream one post's events over a WebSocket; accepts ``typing`` from the client."""
+    _serve(ws)

@@ -1,0 +1,101 @@
+"""The same events, the same resume and the same refusals on SSE, WebSocket and long-poll."""
+import itertools
+import uuid
+
+import pytest
+import requests
+
+from tests.support.clients import SUBSCRIBERS, RestUser
+
+pytestmark = [pytest.mark.e2e, pytest.mark.redis]
+
+TRANSPORTS = ["sse", "ws", "poll"]
+_names = itertools.count()
+
+
+@pytest.fixture
+def user(server):
+    return lambda: RestUser(server.url, f"u{next(_names)}_{uuid.uuid4().hex[:6]}")
+
+
+@pytest.fixture
+def subscribe(server):
+    opened = []
+
+    def open_(transport, path, token, **kwargs):
+        subscriber = SUBSCRIBERS[transport](server.url, path, token, **kwargs)
+        opened.append(subscriber)
+        return subscriber
+
+    yield open_
+    for subscriber in opened:
+        subscriber.close()
+
+
+def _ready(subscriber):
+    if subscriber.transport != "poll":
+        subscriber.wait_type("connection_established")
+
+
+def test_one_change_is_the_identical_object_on_every_transport(user, subscribe):
+    alice, bob = user(), user()
+    post = alice.post("same everywhere")
+    subscribers = [subscribe(t, f"post/{post['id']}", bob.token) for t in TRANSPORTS]
+    for subscriber in subscribers:
+        _ready(subscriber)
+    bob.call("POST", f"/api/posts/{post['id']}/comments", json={"content": "hi\n\"there\""})
+    bob.call("PUT", f"/api/posts/{post['id']}/reaction", json={"type": "wow"})
+    received = [s.wait_type("post_reaction")[0] for s in subscribers]
+    assert received[0] == received[1] == received[2]
+    comments = [s.of_type("new_comment")[0] for s in subscribers]
+    assert comments[0] == comments[1] == comments[2]
+    assert comments[0]["comment"]["content"] == "hi\n\"there\""
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_resume_replays_exactly_what_was_missed_then_goes_live(user, subscribe, transport):
+    alice = user()
+    first = subscribe(transport, "feed", alice.token)
+    _ready(first)
+    alice.post("seen")
+    first.wait_type("new_post")
+    last_id = first.last_id
+    first.close()
+    missed = [alice.post(f"missed {i}")["id"] for i in range(3)]
+    resumed = subscribe(transport, "feed", alice.token, last_event_id=last_id)
+    got = resumed.wait_type("new_post", count=3)
+    assert [e["post"]["id"] for e in got] == missed
+    live = alice.post("live")["id"]
+    got = resumed.wait_type("new_post", count=4)
+    assert [e["post"]["id"] for e in got] == missed + [live]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_an_id_no_longer_held_gets_resync_required(user, subscribe, transport):
+    alice = user()
+    subscriber = subscribe(transport, "feed", alice.token, last_event_id="0000-5")
+    subscriber.wait_type("resync_required")
+    alice.post("after resync")
+    subscriber.wait_type("new_post")
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_bad_credentials_and_unknown_posts_are_refused_everywhere(user, subscribe, transport):
+    alice = user()
+    assert subscribe(transport, "feed", "not-a-token").status == 401
+    assert subscribe(transport, f"post/{uuid.uuid4()}", alice.token).status == 404
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_the_stream_limit_counts_every_transport_together(server, user, subscribe, transport):
+    alice = user()
+    for holder in ("sse", "ws", "sse", "ws", "sse"):
+        _ready(subscribe(holder, "feed", alice.token))
+    if transport == "poll":
+        response = requests.get(f"{server.url}/poll/feed?timeout=0",
+                                headers={"Authorization": f"Bearer {alice.token}"}, timeout=5)
+        assert response.status_code == 429
+        assert response.json()["error"]["code"] == "rate_limited"
+        assert int(response.headers["Retry-After"]) >= 1
+    else:
+        assert subscribe(transport, "feed", alice.token).status == 429
