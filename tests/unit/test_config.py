@@ -1,0 +1,43 @@
+"""Configuration from the environment: explicit casts, clear failures."""
+import pytest
+
+from app.config import ConfigError, load_config
+
+
+def config(tmp_path, **env):
+    return load_config(str(tmp_path), {"JWT_SECRET_KEY": "k" * 40, **env})
+
+
+def test_defaults_match_the_contract(tmp_path):
+    c = config(tmp_path)
+    assert (c["STREAMS_PER_USER"], c["STREAM_PING_SECONDS"], c["HISTORY_MAX_EVENTS"],
+            c["HISTORY_MAX_SECONDS"]) == (20, 15.0, 1000, 86400)
+    assert c["REDIS_URL"] is None and c["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///")
+    assert c["RATELIMIT_ENABLED"] is True
+
+
+def test_postgres_urls_use_psycopg_3(tmp_path):
+    c = config(tmp_path, DATABASE_URL="postgres://u@h/db")
+    assert c["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@h/db"
+
+
+@pytest.mark.parametrize("name,value", [("STREAMS_PER_USER", "many"), ("STREAMS_PER_USER", "0"),
+                                        ("RATELIMIT_ENABLED", "maybe"),
+                                        ("STREAM_PING_SECONDS", "-1")])
+def test_bad_values_fail_naming_the_variable(tmp_path, name, value):
+    with pytest.raises(ConfigError, match=name):
+        config(tmp_path, **{name: value})
+
+
+def test_a_secret_is_required_outside_development(tmp_path):
+    with pytest.raises(ConfigError, match="JWT_SECRET_KEY"):
+        load_config(str(tmp_path), {})
+    development = load_config(str(tmp_path), {"APP_ENV": "development"})
+    assert len(development["JWT_SECRET_KEY"]) > 30
+    assert load_config(str(tmp_path), {"APP_ENV": "development"})["JWT_SECRET_KEY"] == \
+        development["JWT_SECRET_KEY"]
+
+
+def test_origins_are_split_on_commas_and_spaces(tmp_path):
+    assert config(tmp_path, ALLOWED_ORIGINS="https://a.example, https://b.example  x")[
+        "ALLOWED_ORIGINS"] == ["https://a.example", "https://b.example", "x"]
