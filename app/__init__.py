@@ -2,6 +2,7 @@
 from pathlib import Path
 
 from flask import Flask, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import load_config
 from app.errors import ApiError, register_error_handlers
@@ -30,6 +31,10 @@ def create_app(config=None):
     register_blueprints(app)
     register_error_handlers(app)
     app.before_request(_refuse_large_bodies)
+    if app.config["PROXY_COUNT"]:
+        # Behind nginx: trust X-Forwarded-For/-Proto/-Host from that many proxies, no more.
+        count = app.config["PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
     return app
 
 

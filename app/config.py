@@ -110,6 +110,7 @@ def load_config(instance_path, env=None):
         "REFRESH_TOKEN_SECONDS": env_int(env, "REFRESH_TOKEN_SECONDS", 30 * 86400, minimum=60),
         "COOKIE_SECURE": env_bool(env, "COOKIE_SECURE", False),
         "ALLOWED_ORIGINS": env_list(env, "ALLOWED_ORIGINS"),
+        "PROXY_COUNT": env_int(env, "PROXY_COUNT", 0, minimum=0, maximum=5),
         "STREAMS_PER_USER": env_int(env, "STREAMS_PER_USER", 20, minimum=1),
         "STREAM_PING_SECONDS": env_float(env, "STREAM_PING_SECONDS", 15.0, minimum=0.05),
         "STREAM_RETRY_MS": env_int(env, "STREAM_RETRY_MS", 2000, minimum=0),

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Make sure what the test suite talks to is installed and running: Redis on 127.0.0.1:6379 and
-# PostgreSQL on 127.0.0.1:5432 (user postgres, trust). Installs Debian packages where missing.
-# Idempotent: a service already up is left alone. Usage: scripts/ensure-services.sh [redis] [postgres]
+# PostgreSQL on 127.0.0.1:5432 (user postgres, trust), Debian's Chromium for the browser tests and
+# Debian's nginx for the proxy tests (which start their own nginx processes).
+# Installs Debian packages where missing. Idempotent: a service already up is left alone.
+# Usage: scripts/ensure-services.sh [redis] [postgres] [chromium] [nginx]   (default: all)
 set -euo pipefail
 
 wanted=("$@")
-[ ${#wanted[@]} -eq 0 ] && wanted=(redis postgres)
+[ ${#wanted[@]} -eq 0 ] && wanted=(redis postgres chromium nginx)
 
 say() { printf '[services] %s\n' "$*"; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -45,6 +47,23 @@ ensure_postgres() {
   fi
   pg_ctlcluster --skip-systemctl-redirect "$version" main start
   wait_port 5432 && say "postgres: started"
+}
+
+# Browser tests drive Debian's build at /usr/bin/chromium: Playwright's own browser download
+# is not reachable from CI.
+ensure_chromium() {
+  if [ -x /usr/bin/chromium ]; then say "chromium: installed"; return; fi
+  apt_install chromium
+  [ -x /usr/bin/chromium ] && say "chromium: installed"
+}
+
+# Installed only: the tests run deploy/nginx.conf in processes of their own.
+ensure_nginx() {
+  if command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; then say "nginx: installed"; return; fi
+  apt_install nginx
+  # Debian's package may start a system nginx on port 80: the tests do not need it.
+  if command -v service >/dev/null; then service nginx stop >/dev/null 2>&1 || true; fi
+  say "nginx: installed"
 }
 
 for service in "${wanted[@]}"; do

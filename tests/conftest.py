@@ -56,7 +56,7 @@ def redis_prefix():
     return f"t{uuid.uuid4().hex[:10]}"
 
 
-def _postgres_database(config):
+def postgres_database(config):
     """Create a throwaway PostgreSQL database; yield its URL, then drop it."""
     if not port_open(5432):
         missing_service(config, "PostgreSQL is not running on 127.0.0.1:5432")
@@ -73,13 +73,13 @@ def _postgres_database(config):
 @pytest.fixture(scope="session")
 def postgres_url(pytestconfig):
     """A throwaway PostgreSQL database for the session (tests empty it as they start)."""
-    yield from _postgres_database(pytestconfig)
+    yield from postgres_database(pytestconfig)
 
 
 @pytest.fixture
 def fresh_postgres_url(pytestconfig):
     """A throwaway PostgreSQL database of this test alone (for real servers)."""
-    yield from _postgres_database(pytestconfig)
+    yield from postgres_database(pytestconfig)
 
 
 @pytest.fixture(scope="session")
