@@ -104,6 +104,7 @@ def load_config(instance_path, env=None):
         "DB_POOL_TIMEOUT": env_float(env, "DB_POOL_TIMEOUT", 10.0),
         "REDIS_URL": env_str(env, "REDIS_URL"),
         "REDIS_PREFIX": env_str(env, "REDIS_PREFIX", "rt"),
+        "REDIS_CLUSTER": _tristate(env, "REDIS_CLUSTER"),
         "REDIS_HEALTH_SECONDS": env_float(env, "REDIS_HEALTH_SECONDS", 5.0, minimum=0.1),
         "JWT_SECRET_KEY": secret,
         "ACCESS_TOKEN_SECONDS": env_int(env, "ACCESS_TOKEN_SECONDS", 900, minimum=5),
@@ -136,6 +137,13 @@ def load_config(instance_path, env=None):
         "PASSWORD_HASH_TIME_COST": env_int(env, "PASSWORD_HASH_TIME_COST", 3, minimum=1),
         "PASSWORD_HASH_MEMORY_KIB": env_int(env, "PASSWORD_HASH_MEMORY_KIB", 65536, minimum=32),
     }
+
+
+def _tristate(env, name):
+    """Return None for ``auto`` (or unset), else the variable as a bool."""
+    if env_str(env, name, "auto").lower() == "auto":
+        return None
+    return env_bool(env, name, None)
 
 
 def _normalise_database_url(url):

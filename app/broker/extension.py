@@ -13,8 +13,8 @@ log = logging.getLogger(__name__)
 def init_app(app):
     """Create the app's broker and store it in ``app.extensions["broker"]``.
 
-    Reads ``REDIS_URL``, ``REDIS_PREFIX`` (default ``rt``), ``HISTORY_MAX_EVENTS`` and
-    ``HISTORY_MAX_SECONDS``. The Redis broker connects its pub/sub listener on first use,
+    Reads ``REDIS_URL``, ``REDIS_PREFIX`` (default ``rt``), ``REDIS_CLUSTER`` (None: ask the
+    server), ``REDIS_HEALTH_SECONDS``, ``HISTORY_MAX_EVENTS`` and ``HISTORY_MAX_SECONDS``. The Redis broker connects its pub/sub listener on first use,
     so CLI commands that never stream open no pub/sub connection.
     """
     if "broker" in app.extensions:
@@ -27,7 +27,7 @@ def init_app(app):
 
         broker = RedisBroker(url, prefix=app.config.setdefault("REDIS_PREFIX", "rt"),
                              health_seconds=app.config.setdefault("REDIS_HEALTH_SECONDS", 5.0),
-                             **options)
+                             cluster=app.config.setdefault("REDIS_CLUSTER", None), **options)
     else:
         broker = MemoryBroker(**options)
     app.extensions["broker"] = broker

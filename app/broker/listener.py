@@ -80,6 +80,14 @@ class PubSubConnection:
         with self._write_lock:
             sock.sendall(encode_command(*args))
 
+    def send_many(self, commands):
+        """Write several commands in one write; safe from any greenlet."""
+        sock = self.sock
+        if sock is None:
+            raise ConnectionError("not connected to Redis")
+        with self._write_lock:
+            sock.sendall(b"".join(encode_command(*command) for command in commands))
+
     def replies(self, health_seconds):
         """Yield replies as they arrive; PING when idle, and raise when a PING goes unanswered."""
         self.sock.settimeout(health_seconds)
@@ -116,16 +124,21 @@ class Listener:
 
     :param connection: a :class:`PubSubConnection`.
     :param on_message: called with ``(pubsub channel bytes, data bytes)`` for each message.
-    :param on_connected: called after every (re)connect once all channels are subscribed.
+    :param on_connected: called with the subscribed channels after every (re)connect.
     :param wanted: returns the pub/sub channels to subscribe to after a (re)connect.
+    :param on_lost: called (with this listener) whenever the connection is lost.
+    :param sharded: use SSUBSCRIBE (Redis Cluster's sharded pub/sub) instead of SUBSCRIBE.
     """
 
     def __init__(self, connection, on_message, on_connected, wanted, health_seconds=5.0,
-                 confirm_seconds=5.0, max_backoff=3.0):
+                 confirm_seconds=5.0, max_backoff=3.0, on_lost=None, sharded=False):
         self.connection = connection
         self.on_message = on_message
         self.on_connected = on_connected
+        self.on_lost = on_lost
         self.wanted = wanted
+        self.sharded = sharded
+        self.commands = ("SSUBSCRIBE", "SUNSUBSCRIBE") if sharded else ("SUBSCRIBE", "UNSUBSCRIBE")
         self.health_seconds = health_seconds
         self.confirm_seconds = confirm_seconds
         self.max_backoff = max_backoff
@@ -134,6 +147,10 @@ class Listener:
         self._greenlet = None
         self._stopping = False
         self._recovered = False
+
+    def healthy(self):
+        """Return whether the connection is up."""
+        return self.connected.is_set()
 
     def start(self):
         """Start the listening greenlet."""
@@ -155,7 +172,11 @@ class Listener:
         if not self.connected.is_set():
             raise ConnectionError("the pub/sub connection to Redis is down")
         waits = [self._pending.setdefault(channel, Event()) for channel in channels]
-        self.connection.send("SUBSCRIBE", *channels)
+        if self.sharded:
+            # SSUBSCRIBE takes channels of one slot only: one command per channel.
+            self.connection.send_many([(self.commands[0], channel) for channel in channels])
+        else:
+            self.connection.send(self.commands[0], *channels)
         for wait in waits:
             if not wait.wait(self.confirm_seconds):
                 raise ConnectionError(f"Redis did not confirm a subscription in {self.confirm_seconds:g} s")
@@ -170,7 +191,7 @@ class Listener:
         """Unsubscribe from *channel*, when connected (a reconnect will not resubscribe it)."""
         if self.connected.is_set():
             try:
-                self.connection.send("UNSUBSCRIBE", channel)
+                self.connection.send(self.commands[1], channel)
             except OSError:
                 pass
 
@@ -187,7 +208,10 @@ class Listener:
             except Exception as exc:  # noqa: BLE001 - any failure means: reconnect and recheck
                 if self._stopping:
                     return
-                log.warning("Redis pub/sub connection lost (%s); reconnecting", exc)
+                log.warning("Redis pub/sub connection to %s:%s lost (%s); reconnecting",
+                            *self.connection.address, exc)
+                if self.on_lost is not None:
+                    self.on_lost(self)
             finally:
                 self.connected.clear()
                 self._pending.clear()
@@ -205,7 +229,7 @@ class Listener:
             channels = list(self.wanted())
             if channels:
                 self.subscribe(*channels)
-            self.on_connected()
+            self.on_connected(channels)
             self._recovered = True
         except Exception as exc:  # noqa: BLE001
             log.warning("resubscribing after a reconnect failed (%s)", exc)

@@ -1,23 +1,37 @@
-"""The Redis broker: atomic publish-and-append per channel, one pub/sub connection per process."""
+"""The Redis broker: atomic publish-and-append per channel, one pub/sub connection per process
+(per shard on a Redis Cluster)."""
 import logging
 import os
-import time
 
-import gevent
 import redis
 from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
+from redis.cluster import RedisCluster
 from redis.connection import parse_url
+from redis.retry import Retry
 
-from app.broker import scripts
 from app.broker.base import Broker, BrokerUnavailable, Replay
 from app.broker.hub import CHECK
 from app.broker.listener import Listener, PubSubConnection
+from app.broker.scripts import Scripts
+from app.broker.shards import ShardedListener
+from app.broker.slots import RedisSlots
 from app.events.wire import Position, new_epoch, unpack
+from app.ops import metrics
 
 log = logging.getLogger(__name__)
 
 _ERRORS = (redis.RedisError, OSError)
+
+
+def is_cluster(url):
+    """Return whether *url* names a Redis Cluster node (False when it cannot be asked)."""
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.0)
+        with client:
+            return client.info("cluster").get("cluster_enabled") == 1
+    except _ERRORS as exc:
+        log.warning("could not ask %s whether it is a cluster (%s); assuming it is not", url, exc)
+        return False
 
 
 class RedisBroker(Broker):
@@ -29,41 +43,54 @@ class RedisBroker(Broker):
     dropped) reads every subscribed channel's head and lets each stream fill its gap from
     history, or resync.
 
-    :param url: the ``redis://`` URL.
+    :param url: the ``redis://`` URL of a Redis, or of any node of a Redis Cluster.
     :param prefix: the namespace of every key and channel (several apps can share a Redis).
+    :param cluster: True for a Redis Cluster (sharded pub/sub); None asks the server.
     """
 
-    def __init__(self, url, prefix="rt", health_seconds=5.0, slot_ttl_seconds=30, **kwargs):
+    def __init__(self, url, prefix="rt", health_seconds=5.0, slot_ttl_seconds=30, cluster=None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.prefix = prefix
+        self.cluster = is_cluster(url) if cluster is None else cluster
+        self.publish_command = "SPUBLISH" if self.cluster else "PUBLISH"
+        self.redis = self._client(url)
+        self.scripts = Scripts(self.redis, self.cluster)
+        self.slots = RedisSlots(self.redis, self.scripts, prefix, slot_ttl_seconds)
+        self._control = self._pubsub_name("control")
+        self._names = {self._control: None}  # pub/sub name -> channel
+        self._lost = set()  # channels whose publish may not have happened
+        self.meta_ttl_ms = (self.history_max_seconds + 7 * 86400) * 1000
+        self.listener = self._listener(url, health_seconds)
+
+    def _client(self, url):
         # One quick retry after a dropped connection, none after a timeout (the script may
         # have run: a retry would publish twice), then fail: a request must not hang on a
         # Redis that is away, and redis-py's default retries take seconds.
-        retry = Retry(ExponentialBackoff(cap=0.05, base=0.01), 1,
-                      supported_errors=(redis.ConnectionError,))
-        self.redis = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=1.0,
-                                          retry=retry)
-        self._publish_script = self.redis.register_script(scripts.PUBLISH)
-        self._read_script = self.redis.register_script(scripts.READ)
-        self._reset_script = self.redis.register_script(scripts.RESET)
-        self._acquire_script = self.redis.register_script(scripts.ACQUIRE_SLOT)
-        self._control = f"{prefix}:control".encode()
-        self._names = {}  # pub/sub channel bytes -> channel
-        self._lost = set()  # channels whose publish may not have happened
-        self._slots = {}  # stream id -> user id, refreshed while the stream is open
-        self.slot_ttl_ms = int(slot_ttl_seconds * 1000)
-        self.meta_ttl_ms = (self.history_max_seconds + 7 * 86400) * 1000
+        options = {"socket_timeout": 2.0, "socket_connect_timeout": 1.0,
+                   "retry": Retry(ExponentialBackoff(cap=0.05, base=0.01), 1,
+                                  supported_errors=(redis.ConnectionError,))}
+        if self.cluster:
+            return RedisCluster.from_url(url, **options)
+        return redis.Redis.from_url(url, **options)
+
+    def _listener(self, url, health_seconds):
         params = parse_url(url)
+        name = f"{self.prefix}-pubsub-{os.getpid()}"
+        if self.cluster:
+            return ShardedListener(self.redis, self._on_message, self._on_reconnect,
+                                   params.get("password"), params.get("username"),
+                                   health_seconds=health_seconds, name=name,
+                                   on_moved=self._on_moved)
         connection = PubSubConnection(params.get("host", "127.0.0.1"), params.get("port", 6379),
-                                      params.get("password"), params.get("username"),
-                                      name=f"{prefix}-pubsub-{os.getpid()}")
-        self.listener = Listener(connection, self._on_message, self._on_reconnect, self._wanted,
-                                 health_seconds=health_seconds)
-        self._heartbeat = None
+                                      params.get("password"), params.get("username"), name=name)
+        return Listener(connection, self._on_message, self._on_reconnect,
+                        wanted=lambda: list(self._names), health_seconds=health_seconds)
 
     # -- names ----------------------------------------------------------------------------
 
     def _keys(self, channel):
+        # One hash tag per channel: its keys and its pub/sub name live on one cluster slot.
         tag = f"{self.prefix}:{{{channel}}}"
         return [f"{tag}:m", f"{tag}:h"]
 
@@ -80,48 +107,56 @@ class RedisBroker(Broker):
             pipe = self.redis.pipeline(transaction=False)
             for channel in channels:
                 if event.replayable:
-                    self._publish_script(
-                        keys=self._keys(channel),
-                        args=[head, tail, event.type, event.ts, self.history_max_events,
-                              self.history_max_seconds * 1000, self.meta_ttl_ms, new_epoch(),
-                              self._pubsub_name(channel), "PUBLISH"],
-                        client=pipe)
+                    self.scripts.run(pipe, "publish", self._keys(channel), [
+                        head, tail, event.type, event.ts, self.history_max_events,
+                        self.history_max_seconds * 1000, self.meta_ttl_ms, new_epoch(),
+                        self._pubsub_name(channel), self.publish_command])
                 else:
-                    pipe.publish(self._pubsub_name(channel),
-                                 self.wire(event.type, None, event.ts, head, tail))
-            ids = pipe.execute()
+                    self.scripts.run(pipe, "publish_ephemeral", [self._pubsub_name(channel)], [
+                        self.wire(event.type, None, event.ts, head, tail), self.publish_command])
+            results = pipe.execute(raise_on_error=False)
         except _ERRORS as exc:
+            results = [exc] * len(channels)
+        failed = [c for c, r in zip(channels, results) if isinstance(r, Exception)]
+        if failed:
             self.stats["publish_failed"] += 1
             if event.replayable:
-                self._lost.update(channels)
-            raise BrokerUnavailable(f"publish to Redis failed: {exc}") from exc
+                self._lost.update(failed)  # on a cluster, only the shard that failed
+            error = next(r for r in results if isinstance(r, Exception))
+            if len(failed) == len(channels):
+                raise BrokerUnavailable(f"publish to Redis failed: {error}") from error
+            log.error("event %s not published to %d of %d channels: %s", event.type,
+                      len(failed), len(channels), error)
         self.stats["published"] += 1
-        return [i.decode() if isinstance(i, bytes) and event.replayable else None for i in ids]
+        return [r.decode() if event.replayable and not isinstance(r, Exception) else None
+                for r in results]
+
+    def _reset(self, channel):
+        """Start a new epoch of *channel*: its history is gone, and its streams will resync."""
+        self.scripts.run(self.redis, "reset", self._keys(channel),
+                         [new_epoch(), self._pubsub_name(channel), self.publish_command, CHECK])
 
     def _repair_lost(self):
         """Start a new epoch on channels whose publish may have been lost, so clients resync."""
         while self._lost:
             channel = self._lost.pop()
             try:
-                self._reset_script(keys=self._keys(channel),
-                                   args=[new_epoch(), self._pubsub_name(channel), "PUBLISH", CHECK])
+                self._reset(channel)
             except _ERRORS:
                 self._lost.add(channel)
                 raise
             log.warning("channel %s: a publish was lost while Redis was away; "
                         "its history restarts and its clients resync", channel)
 
-    def _read(self, channel, after, client=None):
+    def _read(self, channel, after, client):
         position = ["", 0] if after is None else [after.epoch, after.seq]
-        return self._read_script(
-            keys=self._keys(channel),
-            args=position + [self.history_max_seconds * 1000, self.meta_ttl_ms, new_epoch()],
-            client=client)
+        return self.scripts.run(client, "read", self._keys(channel), position + [
+            self.history_max_seconds * 1000, self.meta_ttl_ms, new_epoch()])
 
     def read(self, channel, after=None):
         """Return the head of *channel* and, after *after*, the events Redis still holds."""
         try:
-            reply = self._read(channel, after)
+            reply = self._read(channel, after, self.redis)
         except _ERRORS as exc:
             raise BrokerUnavailable(f"reading history from Redis failed: {exc}") from exc
         head = Position(reply[0].decode(), int(reply[1]))
@@ -138,7 +173,7 @@ class RedisBroker(Broker):
         self._names[name] = channel
         try:
             self.listener.subscribe(name)
-        except (ConnectionError, OSError) as exc:
+        except (ConnectionError, OSError, redis.RedisError) as exc:
             self._names.pop(name, None)
             raise BrokerUnavailable(f"subscribing in Redis failed: {exc}") from exc
 
@@ -156,35 +191,61 @@ class RedisBroker(Broker):
             self.unsubscribe(inbox)
             raise BrokerUnavailable(str(exc)) from exc
 
-    def _wanted(self):
-        return [self._control, *self._names]
-
     def _on_message(self, name, raw):
         if name == self._control:
-            self._on_control(raw)
+            command, _, argument = raw.partition(b" ")
+            if command == b"revoke":
+                self.hub.revoke(argument.decode())
             return
         channel = self._names.get(name)
         if channel is not None:
             self.hub.dispatch(channel, unpack(raw))
 
-    def _on_control(self, raw):
-        command, _, argument = raw.partition(b" ")
-        if command == b"revoke":
-            self.hub.revoke(argument.decode())
-
-    def _on_reconnect(self):
-        """After a (re)connect, tell every local stream its channel's head to find gaps."""
-        channels = list(self.hub.channels)
-        if self.stats["reconnects"] or channels:
-            log.info("Redis pub/sub connected; checking %d channels for missed events",
+    def _on_reconnect(self, names):
+        """After a (re)connect, tell the streams of those channels their heads to find gaps."""
+        channels = [self._names[n] for n in names if self._names.get(n)]
+        if self.stats["reconnects"]:
+            log.info("Redis pub/sub reconnected; checking %d channels for missed events",
                      len(channels))
+            metrics.REDIS_RECONNECTS.inc()
         self.stats["reconnects"] += 1
         self._repair_lost()
+        self._checkpoint(channels)
+
+    def _checkpoint(self, channels):
+        if not channels:
+            return
         pipe = self.redis.pipeline(transaction=False)
         for channel in channels:
-            self._read(channel, None, client=pipe)
+            self._read(channel, None, pipe)
         for channel, reply in zip(channels, pipe.execute()):
             self.mark_checkpoint(channel, Position(reply[0].decode(), int(reply[1])))
+
+    def _on_moved(self, names, old, new):
+        """Channels moved to another shard (a failover): fence its history, then check them.
+
+        A replica promoted by a failover may lack the last events its primary acknowledged
+        and clients saw; the next publish would then reuse their sequence numbers. One worker
+        starts a new epoch on every channel of the promoted shard, so that every client of
+        those channels resyncs instead of silently skipping an event.
+        """
+        lock = f"{self.prefix}:fence:{old[0]}:{old[1]}:{new[0]}:{new[1]}"
+        try:
+            if self.redis.set(lock, os.getpid(), nx=True, ex=300):
+                self._fence(new)
+            self._checkpoint([self._names[n] for n in names if self._names.get(n)])
+        except _ERRORS as exc:
+            log.error("fencing channels after a failover to %s:%s failed: %s", *new, exc)
+
+    def _fence(self, address):
+        node = redis.Redis(host=address[0], port=address[1], socket_timeout=5.0)
+        pattern = f"{self.prefix}:{{*}}:m"
+        count = 0
+        with node:
+            for key in node.scan_iter(match=pattern, count=1000):
+                self._reset(key.decode()[len(self.prefix) + 2:-3])
+                count += 1
+        log.warning("failover to %s:%s: restarted the history of %d channels", *address, count)
 
     # -- login sessions and stream slots ------------------------------------------------------
 
@@ -192,48 +253,21 @@ class RedisBroker(Broker):
         """Close the streams of *sid* here at once, and in every other process via Redis."""
         self.hub.revoke(sid)
         try:
-            self.redis.publish(self._control, b"revoke " + sid.encode())
+            self.scripts.run(self.redis, "publish_ephemeral", [self._control],
+                             [b"revoke " + sid.encode(), self.publish_command])
         except _ERRORS as exc:
             raise BrokerUnavailable(f"telling other workers of a logout failed: {exc}") from exc
 
-    def _slot_key(self, user_id):
-        return f"{self.prefix}:slots:{{{user_id}}}"
-
     def acquire_slot(self, user_id, stream_id, limit):
-        """Count the stream in a sorted set every process shares; entries expire unrefreshed."""
+        """Count the stream in Redis, where every process counts its streams."""
         try:
-            ok = self._acquire_script(keys=[self._slot_key(user_id)],
-                                      args=[stream_id, limit, int(time.time() * 1000),
-                                            self.slot_ttl_ms])
+            return self.slots.acquire(user_id, stream_id, limit)
         except _ERRORS as exc:
             raise BrokerUnavailable(f"counting streams in Redis failed: {exc}") from exc
-        if ok:
-            self._slots[stream_id] = user_id
-        return bool(ok)
 
     def release_slot(self, user_id, stream_id):
-        """Remove the stream from the user's set."""
-        self._slots.pop(stream_id, None)
-        try:
-            self.redis.zrem(self._slot_key(user_id), stream_id)
-        except _ERRORS:
-            log.warning("could not release a stream slot of user %s; it expires by itself", user_id)
-
-    def _refresh_slots(self):
-        """Keep this process's open streams counted; a dead worker's entries expire."""
-        while True:
-            gevent.sleep(self.slot_ttl_ms / 3000)
-            if not self._slots:
-                continue
-            expires = int(time.time() * 1000) + self.slot_ttl_ms
-            try:
-                pipe = self.redis.pipeline(transaction=False)
-                for stream_id, user_id in list(self._slots.items()):
-                    pipe.zadd(self._slot_key(user_id), {stream_id: expires}, xx=True)
-                    pipe.pexpire(self._slot_key(user_id), self.slot_ttl_ms)
-                pipe.execute()
-            except _ERRORS as exc:
-                log.warning("refreshing stream slots failed (%s)", exc)
+        """Stop counting the stream."""
+        self.slots.release(user_id, stream_id)
 
     # -- operations ---------------------------------------------------------------------------
 
@@ -244,11 +278,11 @@ class RedisBroker(Broker):
             self.redis.ping()
         except _ERRORS as exc:
             raise BrokerUnavailable(f"Redis does not answer: {exc}") from exc
-        if not self.listener.connected.is_set():
+        if not self.listener.healthy():
             raise BrokerUnavailable("the pub/sub connection to Redis is down")
 
     def start(self, wait_seconds=5.0):
-        """Connect the listener and start the slot heartbeat.
+        """Connect pub/sub (the control channel first) and start the slot heartbeat.
 
         :raises RuntimeError: when sockets are not monkey-patched by gevent, since the
             listener would then block every request of the process.
@@ -259,16 +293,20 @@ class RedisBroker(Broker):
             raise RuntimeError("The Redis broker needs gevent's monkey-patching: serve with "
                                "'gunicorn -c gunicorn.conf.py wsgi:app' (wsgi.py patches first).")
         self._started = True
+        self.slots.start()
         self.listener.start()
-        if self._heartbeat is None:
-            self._heartbeat = gevent.spawn(self._refresh_slots)
-        if not self.listener.connected.wait(wait_seconds):
-            log.error("Redis pub/sub is not connected yet; streams will answer 503 until it is")
+        try:
+            if self.cluster:
+                self.listener.subscribe(self._control, wait=wait_seconds)
+            elif not self.listener.connected.wait(wait_seconds):
+                raise ConnectionError("not connected")
+        except (ConnectionError, OSError, redis.RedisError) as exc:
+            log.error("Redis pub/sub is not connected yet (%s); streams answer 503 until it is",
+                      exc)
 
     def close(self):
         """Close local streams, stop listening and drop connections."""
         super().close()
         self.listener.stop()
-        if self._heartbeat is not None:
-            self._heartbeat.kill(block=False)
+        self.slots.stop()
         self.redis.close()

@@ -1,0 +1,144 @@
+"""A Redis Cluster of three primaries and three replicas: sharded pub/sub, resume, failover."""
+import re
+import shutil
+import time
+import uuid
+
+import gevent
+import pytest
+import redis
+
+from tests.conftest import missing_service
+from tests.support.clients import SUBSCRIBERS, RestUser
+from tests.support.redis_cluster import RedisCluster
+from tests.support.servers import Server, migrate
+
+pytestmark = [pytest.mark.e2e, pytest.mark.redis]
+
+
+@pytest.fixture
+def cluster(tmp_path, pytestconfig):
+    if not shutil.which("redis-cli"):
+        missing_service(pytestconfig, "redis-cli is not installed")
+    cluster = RedisCluster(tmp_path).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def servers(cluster, tmp_path, fresh_postgres_url):
+    migrate(fresh_postgres_url)
+    env = {"DATABASE_URL": fresh_postgres_url, "REDIS_URL": cluster.url,
+           "REDIS_PREFIX": f"k{uuid.uuid4().hex[:6]}", "REDIS_HEALTH_SECONDS": "1"}
+    started = [Server(env, workers=2, log_dir=tmp_path).start() for _ in range(2)]
+    yield started
+    for server in started:
+        server.stop()
+
+
+def followers_of(author, server, count):
+    readers = []
+    for i in range(count):
+        follower = RestUser(server.url, f"f{i}_{uuid.uuid4().hex[:4]}")
+        follower.follow(author)
+        readers.append((follower, SUBSCRIBERS["sse"](server.url, "feed", follower.token)))
+    for _, reader in readers:
+        reader.wait_type("connection_established")
+    return readers
+
+
+def test_fan_out_uses_sharded_pubsub_with_one_connection_per_shard(cluster, servers):
+    first, second = servers
+    author = RestUser(first.url, "author")
+    readers = followers_of(author, first, 8) + followers_of(author, second, 8)
+    posted = [author.post(f"p{i}")["id"] for i in range(4)]
+    for _, reader in readers:
+        assert [e["post"]["id"] for e in reader.wait_type("new_post", count=4)] == posted
+    prefix = servers[0].env["REDIS_PREFIX"]
+    shard_channels = set()
+    for port in cluster.primaries():
+        node = redis.Redis(port=port)
+        shard_channels |= set(node.pubsub_shardchannels(f"{prefix}:*"))
+        assert node.pubsub_channels(f"{prefix}:*") == []  # nothing on classic pub/sub
+        names = [c["name"] for c in node.client_list() if c["name"].startswith(f"{prefix}-pubsub-")]
+        assert len(names) == len(set(names)), f"one connection per worker per shard: {names}"
+    assert len([c for c in shard_channels if b"{feed:" in c]) == 16  # the followers' feeds
+    for _, reader in readers:
+        reader.close()
+
+
+def test_a_client_resumes_on_another_server(servers):
+    first, second = servers
+    alice = RestUser(first.url, "alice")
+    reader = SUBSCRIBERS["ws"](first.url, "feed", alice.token)
+    reader.wait_type("connection_established")
+    alice.post("seen")
+    reader.wait_type("new_post")
+    last_id = reader.last_id
+    reader.close()
+    missed = [alice.call("POST", "/api/posts", base_url=second.url, json={"content": str(i)})
+              .json()["id"] for i in range(3)]
+    resumed = SUBSCRIBERS["sse"](second.url, "feed", alice.token, last_event_id=last_id)
+    assert [e["post"]["id"] for e in resumed.wait_type("new_post", count=3)] == missed
+    resumed.close()
+
+
+def silent_gaps(events):
+    """Return the places where a client skipped events without being told to resync."""
+    gaps, epoch, seq = [], None, None
+    for event in events:
+        if event["type"] == "resync_required":
+            epoch = seq = None
+            continue
+        if "id" not in event:
+            continue
+        event_epoch, event_seq = event["id"].rsplit("-", 1)
+        event_seq = int(event_seq)
+        if epoch is not None and (event_epoch != epoch or event_seq != seq + 1):
+            gaps.append((f"{epoch}-{seq}", event["id"]))
+        epoch, seq = event_epoch, event_seq
+    return gaps
+
+
+def test_a_primary_failover_gives_every_client_exact_replay_or_resync(cluster, servers):
+    first, second = servers
+    author = RestUser(first.url, "author")
+    readers = followers_of(author, first, 10) + followers_of(author, second, 10)
+    posted, refused = [], []
+
+    def keep_posting():
+        while True:
+            response = author.call("POST", "/api/posts", json={"content": "tick"}, timeout=5)
+            (posted if response.status_code == 201 else refused).append(response.status_code)
+            if response.status_code == 201:
+                posted[-1] = response.json()["id"]
+            gevent.sleep(0.05)
+
+    poster = gevent.spawn(keep_posting)
+    gevent.sleep(1)
+    # Kill the primary that owns the most followers' feeds.
+    prefix = first.env["REDIS_PREFIX"]
+    owners = [cluster.owner_port(f"{prefix}:{{feed:{f.id}}}:m") for f, _ in readers]
+    victim = max(set(owners), key=owners.count)
+    cluster.kill(victim)
+    killed_at = time.monotonic()
+    deadline = time.monotonic() + 30
+    while victim in cluster.primaries() or len(cluster.primaries()) < 3:
+        assert time.monotonic() < deadline, "no replica took over"
+        gevent.sleep(0.2)
+    gevent.sleep(3)
+    poster.kill()
+    assert all(code in (201, 503) for code in refused), refused
+    assert posted, "nothing could be posted"
+    recovered = []
+    for follower, reader in readers:
+        events = [e for _, e in reader.events]
+        assert silent_gaps(events) == [], f"{follower.username}: {silent_gaps(events)}"
+        got = [e["post"]["id"] for e in events if e["type"] == "new_post"]
+        resynced = any(e["type"] == "resync_required" for e in events)
+        # Exact: every post, in order. Otherwise the client was told to refetch.
+        assert got == posted or resynced, follower.username
+        assert set(posted[-5:]) <= set(got), "the stream must be live again after the failover"
+        recovered.append(resynced)
+        reader.close()
+    assert time.monotonic() - killed_at < 60
