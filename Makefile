@@ -32,7 +32,7 @@ unit: $(VENV)/.dev
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 services:
-	scripts/ensure-services.sh
+	scripts/ensure-services.sh redis postgres chromium nginx
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

@@ -1,6 +1,13 @@
-"""Server-rendered pages for people, on the same origin as the API."""
+"""Server-rendered pages for people, on the same origin as the API.
+
+Every form posts to a page route and redirects, so reading and writing work without
+JavaScript; ``static/js`` adds live updates on top. Pages authenticate with the HttpOnly
+access-token cookie and check CSRF with the form's hidden ``csrf_token`` field.
+"""
 from flask import Blueprint
 
 bp = Blueprint("pages", __name__)
 
-from app.pages import routes  # noqa: E402,F401  (registers the routes on bp)
+# Each module registers its routes, error handlers or template helpers on bp.
+from app.pages import (account, console, errors, feed, posts, templating,  # noqa: E402,F401
+                       users, viewer)

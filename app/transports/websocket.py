@@ -104,8 +104,9 @@ def refuse_before_upgrade():
         request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
     g.post_id = (request.view_args or {}).get("post_id")
     identity = authenticate_stream()
-    # Typing events name their author: load it now, before the session releases the DB.
-    user = db.session.get(User, identity.user_id)
+    # Typing events name their author: load it now, before the session releases the DB. Only
+    # post sockets take typing, so opening (or resuming) a feed socket makes no query.
+    user = db.session.get(User, identity.user_id) if g.post_id else None
     g.author = author_json(user) if user is not None else None
     g.stream = open_session("ws", POST if g.post_id else FEED, g.post_id,
                             request.args.get("last_event_id"), request.environ, identity)

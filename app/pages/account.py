@@ -1,0 +1,90 @@
+"""Register, sign in and sign out with ordinary forms; the session lives in JWT cookies."""
+import jwt as pyjwt
+from flask import current_app, redirect, render_template, request, url_for
+from flask_jwt_extended import (decode_token, set_access_cookies, set_refresh_cookies,
+                                unset_jwt_cookies)
+from flask_jwt_extended.exceptions import CSRFError, JWTExtendedException
+from flask_limiter.util import get_remote_address
+
+from app.api import schemas
+from app.api.validation import validate
+from app.auth import stores, tokens
+from app.broker.extension import current_broker
+from app.errors import ApiError
+from app.pages import bp
+from app.pages.viewer import safe_next
+from app.ratelimit import limiter
+from app.services import users
+
+# The API's sign-in limit, per client address, for the forms too: no side door for guessing.
+limit_sign_in = limiter.limit(lambda: current_app.config["RATELIMIT_AUTH"],
+                              key_func=get_remote_address, methods=["POST"])
+
+
+def _signed_in_redirect(user):
+    """Redirect to ``next`` with the new session's access and refresh cookies set."""
+    issued = tokens.issue_tokens(user)
+    response = redirect(safe_next("/"))
+    set_access_cookies(response, issued["access_token"])
+    set_refresh_cookies(response, issued["refresh_token"])
+    return response
+
+
+def _form_error(template, error):
+    """Re-render a form with the error's message and per-field problems, at its status."""
+    return render_template(template, error=error.message, fields=error.fields or {},
+                           form=request.form), error.status
+
+
+@bp.route("/register", methods=["GET", "POST"])
+@limit_sign_in
+def register():
+    """Show the sign-up form; create the account and sign it in."""
+    if request.method == "GET":
+        return render_template("pages/register.html", fields={}, form={})
+    data = {"username": request.form.get("username", ""),
+            "password": request.form.get("password", ""),
+            "display_name": request.form.get("display_name") or None}
+    try:
+        body = validate(schemas.RegisterIn, data)
+        user = users.register(body.username, body.password, body.display_name)
+    except ApiError as error:
+        return _form_error("pages/register.html", error)
+    return _signed_in_redirect(user)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limit_sign_in
+def login():
+    """Show the sign-in form; check the credentials and start a session."""
+    if request.method == "GET":
+        return render_template("pages/login.html", fields={}, form={})
+    data = {"username": request.form.get("username", ""),
+            "password": request.form.get("password", "")}
+    try:
+        body = validate(schemas.LoginIn, data)
+        user = users.authenticate(body.username, body.password)
+    except ApiError as error:
+        return _form_error("pages/login.html", error)
+    return _signed_in_redirect(user)
+
+
+@bp.post("/logout")
+def logout():
+    """Revoke the session (even with an expired access token) and close its streams."""
+    token = request.cookies.get(current_app.config["JWT_ACCESS_COOKIE_NAME"])
+    if token:
+        try:
+            # The form's csrf_token must match the token's: another site cannot sign us out.
+            claims = decode_token(token, csrf_value=request.form.get("csrf_token") or "-",
+                                  allow_expired=True)
+        except CSRFError:
+            raise
+        except (pyjwt.PyJWTError, JWTExtendedException):
+            claims = {}
+        if "sid" in claims:
+            stores.revoke_session(claims["sid"], stores.refresh_horizon())
+            current_broker().revoke(claims["sid"])
+    response = redirect(url_for("pages.index"))
+    unset_jwt_cookies(response)
+    return response

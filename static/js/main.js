@@ -1,0 +1,51 @@
+// The one entry point of every page: reads what the page says about itself (<body data-*>),
+// keeps the session fresh, opens the page's live channel and wires its updates.
+import { sharedConnection } from "./client/shared.js";
+import { TRANSPORTS } from "./client/connection.js";
+import { enhanceForms } from "./forms.js";
+import { showConnection } from "./indicator.js";
+import { setUpNotifyButton } from "./notify.js";
+import { resumeSession, scheduleRefresh } from "./session.js";
+import { startConsole } from "./pages/console.js";
+import { startPostPage } from "./pages/post.js";
+import { startPostList } from "./pages/posts.js";
+
+const page = document.body.dataset;
+const forced = new URLSearchParams(location.search).get("transport");
+
+/** Open this page's channel, shared with the other tabs that show it. */
+function openLive() {
+  // Not data-post-id on <body>: that attribute marks rendered posts (a contract hook).
+  const channel = { kind: page.channel, postId: page.channelPostId };
+  const transport = TRANSPORTS.includes(forced) ? forced : "";
+  const key = [page.viewerId, page.channel, page.channelPostId ?? "", transport].join(":");
+  const live = sharedConnection(key, channel, {
+    forced: transport, lastEventId: page.lastEventId ?? "", pingSeconds: Number(page.pingSeconds) || 15,
+  });
+  live.addEventListener("state", ({ detail }) => showConnection(detail.state, detail.transport));
+  live.addEventListener("signedout", () => showConnection("offline", null, "Signed out: sign in again"));
+  return live;
+}
+
+async function start() {
+  if (page.session !== "active" && await resumeSession()) return location.reload();
+  if (page.session === "active") {
+    scheduleRefresh(Number(page.sessionExpires));
+    setUpNotifyButton();
+  }
+  if (page.page === "realtime") return startConsole();
+  if (page.session !== "active" || !page.channel) return enhanceForms({});
+  const live = openLive();
+  const viewerId = page.viewerId;
+  if (page.page === "post") {
+    enhanceForms(startPostPage(live, {
+      viewerId, postId: page.channelPostId, postAuthorId: page.postAuthorId,
+    }));
+  } else {
+    enhanceForms(startPostList(live, {
+      viewerId, profileId: page.profileId, profileUsername: page.profileUsername,
+    }));
+  }
+}
+
+start();
