@@ -137,3 +137,32 @@ def test_several_workers_without_redis_refuse_to_start(tmp_path):
     with pytest.raises(RuntimeError, match="exited"):
         server.start(timeout=15)
     assert "without REDIS_URL" in server.log()
+
+
+def test_metrics_are_summed_over_workers(deploy):
+    [server] = deploy(workers=2)
+    author = RestUser(server.url, "author")
+    readers = []
+    for i in range(10):
+        reader = RestUser(server.url, f"reader{i}")
+        reader.follow(author)
+        readers.append(SSEReader(f"{server.url}/stream/feed", token=reader.token))
+    for reader in readers:
+        reader.wait_type("connection_established")
+    assert len(connections_by_pid(server.port)) == 2
+    author.post("counted")
+    for reader in readers:
+        reader.wait_type("new_post")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        text = requests.get(f"{server.url}/metrics", timeout=5).text
+        delivered = re.search(r'feed_events_delivered_total\{transport="sse"\} (\S+)', text)
+        if delivered and float(delivered.group(1)) >= 10:
+            break
+        gevent.sleep(0.2)
+    assert re.search(r'feed_open_connections\{kind="feed",transport="sse"\} 10\.0', text), text
+    assert float(delivered.group(1)) == 10.0
+    assert re.search(r'feed_events_published_total\{type="new_post"\} 11\.0', text)  # 10 + own
+    assert "feed_delivery_latency_seconds_bucket" in text
+    for reader in readers:
+        reader.close()
