@@ -19,22 +19,23 @@ def _canonical_uuid(value):
         return None
 
 
+def _by_id(model, row_id, what):
+    """Return the *model* row of a UUID given in any case; raise :class:`NotFound` otherwise."""
+    row_id = _canonical_uuid(row_id)
+    row = db.session.get(model, row_id) if row_id else None
+    if row is None:
+        raise NotFound(f"no such {what}")
+    return row
+
+
 def get_post(post_id):
     """Return the post *post_id*; raise :class:`NotFound` when there is none."""
-    post_id = _canonical_uuid(post_id)
-    post = db.session.get(Post, post_id) if post_id else None
-    if post is None:
-        raise NotFound("no such post")
-    return post
+    return _by_id(Post, post_id, "post")
 
 
 def get_comment(comment_id):
     """Return the comment *comment_id*; raise :class:`NotFound` when there is none."""
-    comment_id = _canonical_uuid(comment_id)
-    comment = db.session.get(Comment, comment_id) if comment_id else None
-    if comment is None:
-        raise NotFound("no such comment")
-    return comment
+    return _by_id(Comment, comment_id, "comment")
 
 
 def get_user(username):

@@ -54,7 +54,34 @@ def parse_sse(text):
     return events
 
 
-class SSEReader:
+class Waiting:
+    """Waiting helpers over ``events`` (``(received at, item)``) and ``of_type()``."""
+
+    transport = "sse"
+
+    def wait_for(self, predicate, timeout=10):
+        """Wait until *predicate(self)* is true; return it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            result = predicate(self)
+            if result:
+                return result
+            gevent.sleep(0.02)
+        raise AssertionError(f"{self.transport}: timed out; received {[e for _, e in self.events]}")
+
+    def wait_type(self, event_type, count=1, timeout=10):
+        """Wait for *count* events of *event_type*; return them."""
+        return self.wait_for(lambda r: len(r.of_type(event_type)) >= count
+                             and r.of_type(event_type), timeout)
+
+    @property
+    def last_id(self):
+        """Return the id of the last received event that had one."""
+        ids = [e["id"] for _, e in self.events if "id" in e]
+        return ids[-1] if ids else None
+
+
+class SSEReader(Waiting):
     """Read an SSE stream in a greenlet; ``events`` fills as they arrive.
 
     Each item is ``(received at, {"id"?, "event", "data"})``.
@@ -90,27 +117,6 @@ class SSEReader:
         """Return the data of the received events of *event_type*."""
         return [e["data"] for _, e in self.events if e.get("event") == event_type]
 
-    def wait_for(self, predicate, timeout=10):
-        """Wait until *predicate(self)* is true; return it."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            result = predicate(self)
-            if result:
-                return result
-            gevent.sleep(0.02)
-        raise AssertionError(f"timed out; received: {[e for _, e in self.events]}")
-
-    def wait_type(self, event_type, count=1, timeout=10):
-        """Wait for *count* events of *event_type*; return their data."""
-        return self.wait_for(lambda r: len(r.of_type(event_type)) >= count
-                             and r.of_type(event_type), timeout)
-
-    @property
-    def last_id(self):
-        """Return the id of the last received event that had one."""
-        ids = [e["id"] for _, e in self.events if "id" in e]
-        return ids[-1] if ids else None
-
     def close(self):
         """Close the connection."""
         if self._greenlet is not None:
@@ -118,13 +124,11 @@ class SSEReader:
         self.response.close()
 
 
-class Subscriber:
+class Subscriber(Waiting):
     """A client of one channel over one transport, collecting the JSON objects it receives.
 
     ``events`` holds ``(received at, object)``; subclasses fill it from a greenlet.
     """
-
-    transport = None
 
     def __init__(self):
         self._received = []
@@ -139,27 +143,6 @@ class Subscriber:
     def of_type(self, event_type):
         """Return the received objects of *event_type*."""
         return [e for _, e in self.events if e.get("type") == event_type]
-
-    def wait_for(self, predicate, timeout=10):
-        """Wait until *predicate(self)* is true; return it."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            result = predicate(self)
-            if result:
-                return result
-            gevent.sleep(0.02)
-        raise AssertionError(f"{self.transport}: timed out; received {[e for _, e in self.events]}")
-
-    def wait_type(self, event_type, count=1, timeout=10):
-        """Wait for *count* objects of *event_type*; return them."""
-        return self.wait_for(lambda s: len(s.of_type(event_type)) >= count
-                             and s.of_type(event_type), timeout)
-
-    @property
-    def last_id(self):
-        """Return the id of the last received event that had one."""
-        ids = [e["id"] for _, e in self.events if "id" in e]
-        return ids[-1] if ids else None
 
     def close(self):
         """Stop receiving."""
