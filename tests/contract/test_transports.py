@@ -99,3 +99,12 @@ def test_the_stream_limit_counts_every_transport_together(server, user, subscrib
         assert int(response.headers["Retry-After"]) >= 1
     else:
         assert subscribe(transport, "feed", alice.token).status == 429
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_trailing_slashes_are_accepted(server, user, subscribe, transport):
+    alice = user()
+    subscriber = subscribe(transport, "feed/", alice.token)
+    assert subscriber.status in (200, 101)
+    alice.post("slash")
+    subscriber.wait_type("new_post")
