@@ -36,3 +36,22 @@ services:
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache
+
+# -- Benchmark (bench/, issue 6) ---------------------------------------------------------------
+.PHONY: bench bench-smoke
+
+$(VENV)/.bench: bench/requirements.txt $(VENV)/.runtime
+	$(BIN)/pip install --disable-pip-version-check -q -r bench/requirements.txt
+	touch $@
+
+## bench: this project and Flask-SSE on gunicorn+gevent+Redis, same scenarios, one run (~15 min);
+## prints the table with ratios and writes bench/results/<date>.json. BENCH_ARGS=--smoke: small.
+bench: $(VENV)/.bench
+	scripts/ensure-services.sh redis
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+## bench-smoke: every scenario, small N and a few seconds each (tests/e2e/test_bench_smoke.py)
+bench-smoke: $(VENV)/.bench
+	scripts/ensure-services.sh redis
+	$(BIN)/python -m bench --smoke $(BENCH_ARGS)
+

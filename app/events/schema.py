@@ -66,4 +66,6 @@ class Event:
 
 def control(type_, **fields):
     """Return the JSON bytes of a control message such as ``ping`` or ``resync_required``."""
-    return orjson.dumps({"type": type_, **fields})
+    # orjson's result keeps the 4 KiB buffer it was written in; a stream holds its last
+    # control message (a ping) while it waits, so keep an exact-size copy instead.
+    return bytes(memoryview(orjson.dumps({"type": type_, **fields})))

@@ -42,17 +42,18 @@ class Message:
     """One event (or control message) as a stream delivers it.
 
     ``data`` is the event's JSON, shared by every stream of the process; ``framed`` caches one
-    transport's framing of it so that 5,000 streams of one channel frame it once.
+    transport's framing of it so that 5,000 streams of one channel frame it once. ``position``
+    is parsed once too: a stream that delivers the message takes it as its own position.
     """
 
-    __slots__ = ("type", "event_id", "epoch", "seq", "ts", "data", "_frames")
+    __slots__ = ("type", "event_id", "epoch", "seq", "ts", "data", "position", "_frames")
 
     def __init__(self, type_, data, event_id=None, ts=None):
         self.type = type_
         self.data = data
         self.event_id = event_id
         self.ts = ts
-        position = Position.parse(event_id) if event_id else None
+        position = self.position = Position.parse(event_id) if event_id else None
         self.epoch = position.epoch if position else None
         self.seq = position.seq if position else None
         self._frames = None

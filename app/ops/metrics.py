@@ -4,10 +4,20 @@ gunicorn.conf.py points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory before
 each worker writes its values to files there and ``/metrics`` adds them up. Without it (tests,
 one process) the default registry serves.
 """
+import bisect
 import os
+import time
 
-from prometheus_client import (REGISTRY, CollectorRegistry, Counter, Gauge, Histogram,
-                               generate_latest, multiprocess)
+import gevent
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 STREAMS_OPEN = Gauge("feed_open_connections", "Open streams by transport and channel kind",
                      ["transport", "kind"], multiprocess_mode="livesum")
@@ -21,6 +31,63 @@ SLOW_CONSUMERS = Counter("feed_slow_consumers_dropped", "Streams cut for not rea
                          ["transport"])
 PUBLISH_FAILED = Counter("feed_publish_failed", "Committed changes whose event was not published")
 REDIS_RECONNECTS = Counter("feed_redis_reconnects", "Pub/sub reconnects to Redis")
+
+
+class DeliveryMeter:
+    """Counts deliveries and their latency in the process, and adds them to the metrics in bulk.
+
+    In multiprocess mode every ``inc()`` takes a lock, checks the pid (a system call) and
+    writes an mmap — three times per delivery for a counter and a histogram, which cost more
+    than the delivery itself. The meter counts each delivery into the histogram's buckets here
+    and adds the counts to the shared metrics at most ``interval`` seconds later: the same
+    numbers, a second late at most.
+    """
+
+    def __init__(self, histogram, counter, interval=1.0):
+        self.histogram, self.counter, self.interval = histogram, counter, interval
+        self._bounds = list(histogram._upper_bounds)
+        self._reset()
+        self._timer = None
+
+    def _reset(self):
+        self._buckets = [0] * len(self._bounds)
+        self._sum = 0.0
+        self._counts = {}
+
+    def add(self, transport, messages, copies=1):
+        """Count *copies* deliveries over *transport* of each of *messages* that has a ``ts``."""
+        now = time.time() * 1000
+        buckets, bounds, total, n = self._buckets, self._bounds, 0.0, 0
+        for message in messages:
+            ts = message.ts
+            if ts is None:
+                continue
+            latency = (now - ts) / 1000 if now > ts else 0.0
+            buckets[bisect.bisect_left(bounds, latency)] += copies
+            total += latency
+            n += copies
+        if n:
+            self._sum += total * copies
+            self._counts[transport] = self._counts.get(transport, 0) + n
+            if self._timer is None:
+                self._timer = gevent.spawn_later(self.interval, self.flush)
+
+    def flush(self):
+        """Add what was counted since the last flush to the shared metrics."""
+        self._timer = None
+        buckets, total, counts = self._buckets, self._sum, self._counts
+        self._reset()
+        # prometheus_client has no public "observe n times": its per-bucket values are it.
+        for value, count in zip(self.histogram._buckets, buckets):
+            if count:
+                value.inc(count)
+        if total:
+            self.histogram._sum.inc(total)
+        for transport, count in counts.items():
+            self.counter.labels(transport).inc(count)
+
+
+DELIVERIES = DeliveryMeter(DELIVERY_LATENCY, EVENTS_DELIVERED)
 
 
 def exposition():

@@ -46,6 +46,11 @@ class StreamSession:
     :param settings: the app config (ping interval, queue bounds, per-user limit).
     """
 
+    # Thousands of sessions wait at once in a worker: no per-instance __dict__.
+    __slots__ = ("broker", "channel", "kind", "identity", "transport", "ping_seconds", "limit",
+                 "stream_id", "position", "inbox", "writer", "_slot", "_subscribed",
+                 "_open_gauge")
+
     def __init__(self, broker, channel, identity, transport, settings, on_close=None):
         self.broker = broker
         self.channel = channel
@@ -63,7 +68,7 @@ class StreamSession:
         self._slot = False
         self._subscribed = False
         self._open_gauge = metrics.STREAMS_OPEN.labels(transport, self.kind)
-        self._delivered = metrics.EVENTS_DELIVERED.labels(transport)
+        self.writer = None
 
     # -- opening and closing ------------------------------------------------------------------
 
@@ -141,16 +146,15 @@ class StreamSession:
             return []  # already sent (by replay), or a checkpoint with nothing new
         if message.type != CHECK and message.epoch == position.epoch \
                 and message.seq == position.seq + 1:
-            self.position = Position(message.epoch, message.seq)
+            self.position = message.position
             return [message]
         # A gap, a new epoch, or a checkpoint ahead of us: fill it from history.
         replay = self.broker.read_shared(self.channel, position)
         if replay.messages is not None:
             return self._accept(replay.messages)
+        self.position = message.position
         if message.type == CHECK:
-            self.position = Position(message.epoch, message.seq)
             return [control(schema.RESYNC_REQUIRED)]
-        self.position = Position(message.epoch, message.seq)
         return [control(schema.RESYNC_REQUIRED), message]
 
     def _accept(self, messages):
@@ -158,7 +162,7 @@ class StreamSession:
         position = self.position
         fresh = [m for m in messages if m.epoch == position.epoch and m.seq > position.seq]
         if fresh:
-            self.position = Position(fresh[-1].epoch, fresh[-1].seq)
+            self.position = fresh[-1].position
         return fresh
 
     # -- the whole stream ---------------------------------------------------------------------
@@ -171,6 +175,7 @@ class StreamSession:
         and ``token_expired`` last when the token expires or its session is revoked.
         """
         yield [self.welcome(), *initial]
+        initial = None  # noqa: F841 - an idle stream keeps nothing it already wrote
         expires_at = self.identity.expires_at
         next_ping = time.monotonic() + self.ping_seconds
         while True:
@@ -193,19 +198,56 @@ class StreamSession:
             if time.monotonic() >= next_ping:
                 batch.append(self.ping())
                 next_ping = time.monotonic() + self.ping_seconds
-            if batch:
+            # An empty batch still goes out when a direct write left bytes for this greenlet.
+            if batch or (self.writer is not None and self.writer.pending):
                 yield batch
+            batch = None
 
     def delivered(self, batch):
         """Count the events of a written *batch* and their publish-to-write latency."""
-        now = time.time() * 1000
-        events = 0
-        for message in batch:
-            if message.ts is not None:
-                events += 1
-                metrics.DELIVERY_LATENCY.observe(max(now - message.ts, 0) / 1000)
-        if events:
-            self._delivered.inc(events)
+        metrics.DELIVERIES.add(self.transport, batch)
+
+    # -- writing while the stream waits -------------------------------------------------------
+
+    def attach(self, writer):
+        """Let the hub write this stream's next live messages with *writer* while it waits.
+
+        Call it once what the transport wrote itself (headers, the first batch) is out; from
+        then on the transport writes with ``writer.send`` too, so that both keep one order.
+
+        :param writer: a :class:`~app.transports.writer.SocketWriter`.
+        """
+        self.writer = writer
+        self.inbox.direct = self._write_waiting
+
+    def _write_waiting(self, inbox):
+        """Write *inbox*'s messages from the event loop; return False to wake the stream instead.
+
+        Only the plain case is handled here: each event is the next of the channel (or has no
+        id). A gap, a duplicate, a new epoch or a checkpoint needs the history, so the stream's
+        greenlet handles it, as it does bytes the socket would not take at once.
+        """
+        writer = self.writer
+        if not writer.ready():
+            return False
+        items = inbox.peek()
+        position = self.position
+        epoch, seq, last = position.epoch, position.seq, None
+        for message in items:
+            if message.event_id is None:
+                continue
+            if message.seq != seq + 1 or message.epoch != epoch or message.type == CHECK:
+                return False
+            seq += 1
+            last = message
+        inbox.take()
+        if last is not None:
+            self.position = last.position
+        framer = writer.framer
+        data = items[0].framed(framer) if len(items) == 1 else \
+            b"".join(message.framed(framer) for message in items)
+        metrics.DELIVERIES.add(self.transport, items)
+        return writer.send_nowait(data)
 
     @staticmethod
     def token_expired(message):

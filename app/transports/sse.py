@@ -6,6 +6,7 @@ from flask import Blueprint, Response, current_app, request
 from app.events.channels import FEED, POST
 from app.transports.opening import open_session
 from app.transports.session import StreamEnded
+from app.transports.writer import SocketWriter
 
 bp = Blueprint("sse", __name__, url_prefix="/stream")
 
@@ -22,16 +23,54 @@ def sse_frame(message):
     return b"%sevent: %s\ndata: %s\n\n" % (event_id, message.type.encode(), message.data)
 
 
-def _events(session, initial, retry_ms):
+def sse_chunk(message):
+    """Return the SSE block of a message as one HTTP/1.1 chunk (``<hex size>\\r\\n…\\r\\n``)."""
+    block = message.framed(sse_frame)
+    return b"%X\r\n%s\r\n" % (len(block), block)
+
+
+def _writer(environ):
+    """Return a :class:`SocketWriter` for the stream's socket, or None to write through the server.
+
+    gunicorn frames a body without Content-Length as chunks for HTTP/1.1 and sends it raw for
+    HTTP/1.0; once it has sent the headers, writing the same framing ourselves is equivalent.
+    Anything else (a HEAD request, another server, the test client) keeps the WSGI path.
+    """
+    sock = environ.get("gunicorn.socket")
+    protocol = environ.get("SERVER_PROTOCOL")
+    if sock is None or not hasattr(sock, "_sock") or environ.get("REQUEST_METHOD") != "GET" \
+            or protocol not in ("HTTP/1.1", "HTTP/1.0"):
+        return None
+    return SocketWriter(sock, sse_chunk if protocol == "HTTP/1.1" else sse_frame)
+
+
+def _events(session, initial, retry_ms, writer=None):
     # Jitter spreads the reconnects of many clients after a restart.
     first = b"retry: %d\n\n" % int(retry_ms * random.uniform(1.0, 1.5))
     try:
-        for batch in session.batches(initial):
-            yield first + b"".join(message.framed(sse_frame) for message in batch)
-            first = b""
+        batches = session.batches(initial)
+        batch = next(batches)
+        initial = None
+        # The first write goes through the server: it sends the headers.
+        yield first + b"".join(message.framed(sse_frame) for message in batch)
+        session.delivered(batch)
+        if writer is None:
+            for batch in batches:
+                yield b"".join(message.framed(sse_frame) for message in batch)
+                session.delivered(batch)
+            return
+        # From here on the stream writes its own frames, and the hub may write for it.
+        session.attach(writer)
+        framer = writer.framer
+        batch = None  # an idle stream keeps nothing it already wrote
+        for batch in batches:
+            writer.send(b"".join(message.framed(framer) for message in batch))
             session.delivered(batch)
+            batch = None
     except StreamEnded:
         pass
+    except OSError:
+        pass  # the client went away
     finally:
         session.close()
 
@@ -39,7 +78,8 @@ def _events(session, initial, retry_ms):
 def _stream(kind, key=None):
     last_event_id = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
     session, initial = open_session("sse", kind, key, last_event_id, request.environ)
-    body = _events(session, initial, current_app.config["STREAM_RETRY_MS"])
+    body = _events(session, initial, current_app.config["STREAM_RETRY_MS"],
+                   _writer(request.environ))
     return Response(body, mimetype="text/event-stream", headers=HEADERS, direct_passthrough=True)
 
 

@@ -27,6 +27,7 @@ from app.serializers import author_json
 from app.services.typing import announce_typing_as
 from app.transports.opening import open_session
 from app.transports.session import StreamEnded, control
+from app.transports.writer import SocketWriter
 
 bp = Blueprint("ws", __name__, url_prefix="/ws")
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ CLOSE_RATE = 1008
 CLOSE_RESTART = 1012
 CLOSE_SLOW = 1013
 CLOSE_TOKEN = 4401
+READ_CHECK_SECONDS = 5
 
 
 def text_frame(message):
@@ -58,6 +60,16 @@ class WholeWrites:
     def __init__(self, sock):
         self._sock = sock
         self._lock = Semaphore()
+
+    @property
+    def raw(self):
+        """The wrapped gevent socket."""
+        return self._sock
+
+    @property
+    def lock(self):
+        """The lock every whole write holds."""
+        return self._lock
 
     def send(self, data):
         with self._lock:
@@ -143,12 +155,32 @@ class Connection:
         return self.ws.ws.send(TextMessage(data=message.data.decode()))
 
     def _write(self):
+        try:
+            self._write_until_end()
+        finally:
+            # The reader waits for client messages with a long timeout: wake it now.
+            wake = getattr(self.ws, "event", None)
+            if wake is not None:
+                wake.set()
+
+    def _write_until_end(self):
         sock = self.ws.sock
+        # Shared frames can be written by the hub while this greenlet waits (see writer.py);
+        # every write then goes through the writer, under the lock of WholeWrites.
+        writer = SocketWriter(sock.raw, text_frame, sock.lock) if self.shared_frames else None
         code, reason = CLOSE_TOKEN, "token expired"
         try:
-            for batch in self.session.batches(self.initial):
-                sock.sendall(b"".join(self._frame(m) for m in batch))
+            batches, self.initial = self.session.batches(self.initial), None
+            for batch in batches:
+                data = b"".join(self._frame(m) for m in batch)
+                if self.session.writer is not None:
+                    writer.send(data)
+                else:
+                    sock.sendall(data)
+                    if writer is not None:
+                        self.session.attach(writer)
                 self.session.delivered(batch)
+                batch = data = None  # an idle connection keeps nothing it already wrote
         except StreamEnded as ended:
             code, reason = {REVOKED: (CLOSE_TOKEN, "signed out"),
                             SHUTDOWN: (CLOSE_RESTART, "service restart"),
@@ -156,6 +188,11 @@ class Connection:
                                                                        (1011, ended.reason))
         except OSError:
             return
+        if writer is not None and writer.pending:
+            try:
+                writer.send(b"")  # the rest of a frame first, and give back the write lock
+            except OSError:
+                return
         self._close(code, reason)
 
     def _close(self, code, reason):
@@ -173,7 +210,9 @@ class Connection:
     def _read(self, writer):
         while self.ws.connected and not writer.dead:
             try:
-                data = self.ws.receive(timeout=1)
+                # The timeout only lets this loop see a writer that ended without closing the
+                # socket; a short one would wake every idle connection every second.
+                data = self.ws.receive(timeout=READ_CHECK_SECONDS)
             except ConnectionClosed:
                 return
             if data is None:
@@ -202,8 +241,10 @@ class Connection:
 
 def _deflate_negotiated(ws):
     """Return whether the handshake agreed on permessage-deflate (wsproto keeps it private)."""
+    # wsproto 1.3 calls it ``connection``; older versions ``_connection``.
+    connection = getattr(ws.ws, "connection", None) or getattr(ws.ws, "_connection", None)
     try:
-        return bool(ws.ws._connection._proto.extensions)
+        return bool(connection._proto.extensions)
     except AttributeError:
         return True  # unknown: let wsproto frame every message, which is always right
 

@@ -1,0 +1,161 @@
+"""``python -m bench``: run issue 6's scenarios against this project and Flask-SSE, in one run.
+
+Prints the results table with our ratio to Flask-SSE and writes the raw JSON to
+``bench/results/<date>.json``. ``--smoke`` runs every scenario small and short (CI).
+"""
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import platform
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench import report, scenarios
+from bench.targets import ROOT, FlaskSSE, Ours, Redis
+
+PROFILE_DIR = None
+
+
+def _log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def _raise_fd_limit():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def _machine():
+    cpu = "unknown"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import redis
+
+    return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
+            "python": platform.python_version(), "open_files": resource.getrlimit(
+                resource.RLIMIT_NOFILE)[0],
+            "redis": redis.Redis.from_url(_redis_url()).info("server")["redis_version"]}
+
+
+def _redis_url():
+    return os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _new_loop():
+    try:
+        import uvloop
+
+        return uvloop.new_event_loop(), "uvloop"
+    except ImportError:
+        return asyncio.new_event_loop(), "asyncio"
+
+
+def _run_target(loop, target, redis, sizes, variants, users=None, one_worker=False,
+                only=scenarios.STEPS):
+    target.prepare()
+    target.start()
+    _log(f"{target.label}: serving on {target.port} with {target.workers} worker(s)")
+    run = scenarios.Run(target, redis, sizes, log=_log, profile_dir=PROFILE_DIR)
+    if users:
+        run.users = users
+    try:
+        loop.run_until_complete(scenarios.run_all(run, variants, one_worker=one_worker,
+                                                    only=only))
+    finally:
+        target.stop()
+        redis.drop_prefix(target.prefix)
+        if not one_worker and target.name != "ours":
+            target.cleanup()
+    return run
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="small N, a few seconds each")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results",
+                        help="where the raw JSON goes")
+    parser.add_argument("--targets", default="ours,flask_sse",
+                        help="comma-separated: ours, flask_sse")
+    parser.add_argument("--no-one-worker", action="store_true",
+                        help="skip the 10,000 streams on one worker scenario")
+    parser.add_argument("--n", type=int, help="subscribers of the one-channel scenarios")
+    parser.add_argument("--one-worker-n", type=int, metavar="N",
+                        help="streams of the one-worker scenario (default 10,000)")
+    parser.add_argument("--only", default=",".join(scenarios.STEPS),
+                        help="comma-separated steps: " + ", ".join(scenarios.STEPS))
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="record every measured phase with py-spy into DIR")
+    args = parser.parse_args(argv)
+    global PROFILE_DIR
+    PROFILE_DIR = args.profile
+
+    sizes = dict(scenarios.SMOKE if args.smoke else scenarios.FULL)
+    if args.n:
+        sizes.update(n=args.n, ws_n=args.n)
+    if args.one_worker_n:
+        sizes.update(one_worker_n=args.one_worker_n)
+    # A timeout's SIGTERM unwinds like an error: servers stop and their Redis keys go.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    fd_limit = _raise_fd_limit()
+    loop, loop_name = _new_loop()
+    asyncio.set_event_loop(loop)
+    redis = Redis(_redis_url())
+    wanted = args.targets.split(",")
+    started = time.time()
+    results, notes = [], []
+    ours = Ours(_redis_url()) if "ours" in wanted else None
+    try:
+        if ours is not None:
+            ours_run = _run_target(loop, ours, redis, sizes, variants=True,
+                                   only=args.only.split(","))
+            results += ours_run.results
+        if "flask_sse" in wanted:
+            results += _run_target(loop, FlaskSSE(_redis_url()), redis, sizes, variants=False,
+                                   only=args.only.split(",")).results
+            notes.append("Flask-SSE is not run with 10,000 streams on one worker: it opens one "
+                         "Redis connection per stream, and Redis refuses clients beyond "
+                         "maxclients (10,000 by default).")
+        if ours is not None and not args.no_one_worker:
+            one = _run_target(loop, Ours(_redis_url(), workers=1, workdir=ours.workdir),
+                              redis, sizes, variants=False, users=ours_run.users,
+                              one_worker=True)
+            results += one.results
+    finally:
+        if ours is not None:
+            ours.cleanup()  # the database (the one-worker run shares it)
+
+    document = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "mode": "smoke" if args.smoke else "full",
+        "machine": _machine(), "loadgen": {"event_loop": loop_name, "open_files": fd_limit},
+        "git": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                              capture_output=True, text=True).stdout.strip(),
+        "sizes": sizes, "seconds": round(time.time() - started, 1),
+        "results": results, "notes": notes,
+    }
+    document["comparison"] = report.compare(results)
+    document["targets"] = report.check_targets(results) if not args.smoke else []
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d")
+    path = args.out / f"{stamp}{'-smoke' if args.smoke else ''}.json"
+    path.write_text(json.dumps(document, indent=1) + "\n")
+    print(report.render(document))
+    print(f"\nraw results: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""The results table, our ratio to Flask-SSE, and the issue's targets checked."""
+
+
+def _fmt(value, digits=0):
+    if value is None:
+        return "—"
+    if isinstance(value, float) and digits:
+        return f"{value:,.{digits}f}"
+    return f"{round(value):,}" if isinstance(value, (int, float)) else str(value)
+
+
+def _ratio(a, b):
+    if not a or not b:
+        return None
+    return round(a / b, 2)
+
+
+def compare(results):
+    """Return, per scenario run by both, ours ÷ Flask-SSE (throughput) and theirs ÷ ours (costs)."""
+    ours = {r["scenario"]: r for r in results if r["target"] == "ours"}
+    peer = {r["scenario"]: r for r in results if r["target"] == "flask_sse"}
+    out = []
+    for name, mine in ours.items():
+        theirs = peer.get(name)
+        if theirs is None:
+            continue
+        out.append({
+            "scenario": name,
+            "deliveries_per_s": _ratio(mine["deliveries_per_s"], theirs["deliveries_per_s"]),
+            "server_cpu_per_delivery": _ratio(theirs["server_cpu_us_per_delivery"],
+                                              mine["server_cpu_us_per_delivery"]),
+            "p99": _ratio(theirs["latency_ms"]["p99"], mine["latency_ms"]["p99"]),
+            "idle_rss_per_stream": _ratio(theirs.get("idle_rss_kb_per_stream"),
+                                          mine.get("idle_rss_kb_per_stream")),
+        })
+    return out
+
+
+def _get(results, scenario, target="ours"):
+    for r in results:
+        if r["scenario"] == scenario and r["target"] == target:
+            return r
+    return None
+
+
+def check_targets(results):
+    """Return each target of issue 6 with the measured figure and whether it is met."""
+    checks = []
+
+    def check(name, measured, ok, unit=""):
+        checks.append({"target": name, "measured": measured, "unit": unit,
+                       "met": None if measured is None else bool(ok)})
+
+    mx, peer = _get(results, "sse_1ch_max"), _get(results, "sse_1ch_max", "flask_sse")
+    if mx:
+        ratio = _ratio(mx["deliveries_per_s"], peer["deliveries_per_s"]) if peer else None
+        check("1 channel, max rate: ≥ 3× Flask-SSE deliveries/s", ratio,
+              ratio is not None and ratio >= 3, "×")
+        cpu = mx["server_cpu_us_per_delivery"]
+        check("1 channel, max rate: ≤ 40 µs server CPU per delivery", cpu,
+              cpu is not None and cpu <= 40, "µs")
+        kb = mx.get("idle_rss_kb_per_stream")
+        check("≤ 24 KB server RSS per idle SSE stream", kb, kb is not None and kb <= 24, "KB")
+    r = _get(results, "sse_1ch_2eps")
+    if r:
+        p99 = r["latency_ms"]["p99"]
+        check("1 channel at 2 events/s: p99 ≤ 200 ms", p99, p99 is not None and p99 <= 200, "ms")
+    r = next((x for x in results if x["target"] == "ours"
+              and x["scenario"].startswith("sse_") and "ch_" in x["scenario"]
+              and x["channels"] > 1), None)
+    if r:
+        p99 = r["latency_ms"]["p99"]
+        check(f"{r['channels']} channels, {r['events']} events: p99 ≤ 20 ms", p99,
+              p99 is not None and p99 <= 20, "ms")
+    r = _get(results, "sse_feed_fanout")
+    if r:
+        p99 = r["latency_ms"]["p99"]
+        check(f"feed fan-out to {r['streams']} followers: p99 ≤ 250 ms", p99,
+              p99 is not None and p99 <= 250, "ms")
+    r = _get(results, "sse_1ch_1worker_2eps")
+    if r:
+        bad = r["errors"] + r["lost"] + r["gaps"]
+        check(f"{r['streams']:,} streams on one worker without errors", bad, bad == 0,
+              "errors+losses")
+    ws = _get(results, "ws_1ch_max")
+    if ws and mx and ws["server_cpu_us_per_delivery"] and mx["server_cpu_us_per_delivery"]:
+        ratio = _ratio(ws["server_cpu_us_per_delivery"], mx["server_cpu_us_per_delivery"])
+        check("WebSocket CPU per delivery ≤ 1.5× SSE's", ratio, ratio <= 1.5, "×")
+    return checks
+
+
+COLUMNS = [("scenario", "scenario"), ("target", "server"), ("streams", "streams"),
+           ("events", "events"), ("deliveries_per_s", "deliveries/s"),
+           ("server_cpu_us_per_delivery", "CPU µs/deliv."),
+           ("redis_cpu_us_per_delivery", "Redis µs"),
+           ("p50", "p50 ms"), ("p90", "p90 ms"), ("p99", "p99 ms"), ("max", "max ms"),
+           ("idle_rss_kb_per_stream", "RSS KB/stream"), ("problems", "lost/gaps/err"),
+           ("loadgen_cpu_us_per_delivery", "loadgen µs")]
+
+
+def _row(r):
+    lat = r["latency_ms"]
+    values = {**r, **lat, "problems": f"{r['lost']}/{r['gaps']}/{r['errors']}"}
+    out = []
+    for key, _ in COLUMNS:
+        value = values.get(key)
+        if key in ("p50", "p90", "p99", "max") and value is not None:
+            out.append(f"{value:,.1f}")
+        elif key in ("server_cpu_us_per_delivery", "redis_cpu_us_per_delivery",
+                     "loadgen_cpu_us_per_delivery", "idle_rss_kb_per_stream") \
+                and value is not None:
+            out.append(f"{value:,.1f}")
+        else:
+            out.append(_fmt(value))
+    return out
+
+
+def markdown(headers, rows):
+    """Return a Markdown table."""
+    lines = ["| " + " | ".join(headers) + " |",
+             "|" + "|".join("---" if i < 2 else "---:" for i in range(len(headers))) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render(document):
+    """Return the whole report as Markdown text."""
+    machine = document["machine"]
+    parts = [f"## Benchmark ({document['mode']}) — {document['date']}",
+             f"{machine['cpu']}, {machine['cores']} cores, Linux {machine['kernel']}, "
+             f"Python {machine['python']}, Redis {machine['redis']}; load generator: "
+             f"{document['loadgen']['event_loop']}; command: `{document['command']}`", ""]
+    rows = [_row(r) for r in sorted(document["results"], key=lambda r: (r["scenario"],
+                                                                         r["target"]))]
+    parts.append(markdown([label for _, label in COLUMNS], rows))
+    if document["comparison"]:
+        parts += ["", "Ours compared with Flask-SSE (higher is better for us):", ""]
+        parts.append(markdown(
+            ["scenario", "deliveries/s ×", "CPU per delivery ×", "p99 ×", "idle RSS ×"],
+            [[c["scenario"], *(_fmt(c[k], 2) for k in ("deliveries_per_s",
+                                                        "server_cpu_per_delivery", "p99",
+                                                        "idle_rss_per_stream"))]
+             for c in document["comparison"]]))
+    if document["targets"]:
+        parts += ["", "Targets of issue 6:", ""]
+        parts.append(markdown(["target", "measured", "met"], [
+            [t["target"], f"{_fmt(t['measured'], 2)} {t['unit']}",
+             {True: "yes", False: "**no**", None: "—"}[t["met"]]] for t in document["targets"]]))
+    for note in document.get("notes", []):
+        parts += ["", f"Note: {note}"]
+    return "\n".join(parts)

@@ -1,0 +1,40 @@
+"""The benchmark harness (``make bench``) in its smoke mode, so that it cannot rot.
+
+Timings are never asserted here: only that every scenario ran against both servers, delivered
+everything it published, and wrote its table and JSON.
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.redis]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+OURS = {"sse_1ch_max", "sse_1ch_2eps", "sse_10ch_20eps", "sse_feed_fanout", "ws_1ch_max",
+        "ws_1ch_2eps", "poll_1ch_2eps", "sse_1ch_1worker_2eps"}
+PEER = {"sse_1ch_max", "sse_1ch_2eps", "sse_10ch_20eps", "sse_feed_fanout"}
+
+
+@pytest.mark.timeout(150)
+def test_bench_smoke_runs_every_scenario_against_both_servers(redis_url, tmp_path):
+    env = {**os.environ, "BENCH_REDIS_URL": redis_url}
+    done = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--out", str(tmp_path)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=140)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "deliveries/s" in done.stdout and "Ours compared with Flask-SSE" in done.stdout
+    [path] = tmp_path.glob("*-smoke.json")
+    document = json.loads(path.read_text())
+    ran = {(r["scenario"], r["target"]) for r in document["results"]}
+    assert {(s, "ours") for s in OURS} | {(s, "flask_sse") for s in PEER} <= ran
+    for result in document["results"]:
+        where = f"{result['scenario']} on {result['target']}"
+        assert result["deliveries"] > 0, where
+        assert result["server_cpu_us_per_delivery"] is not None, where
+        if result["target"] == "ours":
+            assert (result["lost"], result["gaps"], result["errors"]) == (0, 0, 0), where
+            assert result["deliveries"] == result["expected"], where
