@@ -55,3 +55,11 @@ bench-smoke: $(VENV)/.bench
 	scripts/ensure-services.sh redis
 	$(BIN)/python -m bench --smoke $(BENCH_ARGS)
 
+# -- Faults, fuzzing and security checks (tests/chaos, issue 7) ---------------------------------
+.PHONY: chaos
+
+## chaos: the full tier of tests/chaos (make test runs it at a fifth of the clients and time);
+## writes the figures, date and machine to docs/reliability.md (~30 min).
+chaos: $(VENV)/.dev
+	scripts/ensure-services.sh redis postgres
+	CHAOS_SCALE=1 CHAOS_REPORT=docs/reliability.md $(BIN)/pytest --require-services tests/chaos $(PYTEST_ARGS)

@@ -71,7 +71,13 @@ def post_worker_init(worker):
         while worker.alive:
             gevent.sleep(0.25)
         worker.log.info("worker %s stopping: ending %d streams", worker.pid, broker.hub.count())
-        broker.hub.close_all()
+        # Keep ending them until the worker exits: a kept-alive connection can still bring a
+        # request (a long-poll's next one, mostly) after the first sweep, and a stream left
+        # open would hold the worker until graceful_timeout, then die without giving back its
+        # per-user slot.
+        while True:
+            broker.hub.close_all()
+            gevent.sleep(0.1)
 
     gevent.spawn(end_streams_on_shutdown)
 

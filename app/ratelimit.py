@@ -1,4 +1,4 @@
-"""Rate limits of the write API with Flask-Limiter: per user, shared by every worker.
+"""Rate limits with Flask-Limiter: writes per user, sign-in and stream opens per address.
 
 Counters live in Redis when ``REDIS_URL`` is set (every worker and machine counts together),
 in memory otherwise. ``RATELIMIT_ENABLED=false`` turns them off for load tests.
@@ -33,6 +33,12 @@ limit_typing = limiter.limit(lambda: current_app.config["RATELIMIT_TYPING"])
 #: Registration and sign-in per client address, against password guessing.
 limit_auth = limiter.limit(lambda: current_app.config["RATELIMIT_AUTH"],
                            key_func=get_remote_address)
+#: Opening an SSE stream or a WebSocket, per client address, shared by both transports and by
+#: every worker: a script opening sockets in a loop is refused (429, before any upgrade) instead
+#: of costing a subscription each. Generous by default, as many people can share one address;
+#: long-poll is left out, being a chain of requests by design. Apply it to a blueprint.
+limit_stream_opens = limiter.shared_limit(lambda: current_app.config["RATELIMIT_STREAM_OPENS"],
+                                          scope="stream-open", key_func=get_remote_address)
 
 
 def init_app(app):

@@ -38,10 +38,16 @@ def _wait(session, initial, timeout):
     """Return what to answer: the first messages after the cursor, within *timeout*."""
     messages = initial
     deadline = time.monotonic() + timeout
+    # A wait never outlives the token: past its expiry the request ends with token_expired,
+    # as SSE and WebSocket streams do, instead of delivering events for up to 55 s more.
+    expires_at = session.identity.expires_at
+    expiry = float("inf") if expires_at is None else time.monotonic() + expires_at - time.time()
     try:
         while not messages:
-            remaining = deadline - time.monotonic()
+            remaining = min(deadline, expiry) - time.monotonic()
             if remaining <= 0:
+                if time.monotonic() >= expiry:
+                    messages = [session.token_expired("the token expired")]
                 break
             messages = session.receive(remaining)
     except StreamEnded as ended:

@@ -4,11 +4,13 @@ import random
 from flask import Blueprint, Response, current_app, request
 
 from app.events.channels import FEED, POST
+from app.ratelimit import limit_stream_opens
 from app.transports.opening import open_session
 from app.transports.session import StreamEnded
 from app.transports.writer import SocketWriter
 
 bp = Blueprint("sse", __name__, url_prefix="/stream")
+limit_stream_opens(bp)  # per client address, checked before anything else (and the upgrade)
 
 HEADERS = {
     "Cache-Control": "no-cache",

@@ -23,6 +23,7 @@ from app.events import schema
 from app.events.channels import FEED, POST
 from app.extensions import db, sock
 from app.models import User
+from app.ratelimit import limit_stream_opens
 from app.serializers import author_json
 from app.services.typing import announce_typing_as
 from app.transports.opening import open_session
@@ -30,6 +31,7 @@ from app.transports.session import StreamEnded, control
 from app.transports.writer import SocketWriter
 
 bp = Blueprint("ws", __name__, url_prefix="/ws")
+limit_stream_opens(bp)  # per client address, checked before anything else (and the upgrade)
 log = logging.getLogger(__name__)
 
 # Close codes: 1008 policy (message rate), 1009 too big (simple-websocket), 1012 restart,

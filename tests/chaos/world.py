@@ -1,0 +1,148 @@
+"""A population for load scenarios: feed owners who follow each other, their streams, a writer.
+
+Owner *i* follows owners *i+1* and *i+2* (mod the count), so a post by owner *j* is an event on
+three feeds (*j*, *j-1*, *j-2*): fan-out across channels as well as across streams. Every
+stream client subscribes to one owner's feed with that owner's token.
+"""
+import time
+
+import gevent
+
+from tests.chaos.harness import remember
+from tests.support.clients import RestUser
+from tests.support.load import CLIENTS, Publisher, summarize
+
+MIX = (("sse", 0.6), ("ws", 0.3), ("poll", 0.1))
+
+
+class FeedWorld:
+    """*owners* registered users in a follow ring on *server*."""
+
+    def __init__(self, server, owners=50, name="owner"):
+        self.server = server
+        self.owners = [remember(RestUser(server.url, f"{name}{i}")) for i in range(owners)]
+        count = len(self.owners)
+        jobs = [gevent.spawn(owner.follow, self.owners[(i + step) % count])
+                for i, owner in enumerate(self.owners) for step in (1, 2) if count > step]
+        gevent.joinall(jobs, raise_error=True)
+        self.publisher = None
+
+    def feeds_of_author(self, author):
+        """Return the owner indexes whose feed hears of a post by owner *author*."""
+        count = len(self.owners)
+        return {author % count, (author - 1) % count, (author - 2) % count}
+
+    def heads(self):
+        """Return each owner's feed head id, read as any client can: a long-poll of 0 s
+        (retried for a while: a worker just back from a fault may answer 503)."""
+        jobs = [gevent.spawn(self._head, owner) for owner in self.owners]
+        gevent.joinall(jobs, raise_error=True)
+        return [job.value for job in jobs]
+
+    @staticmethod
+    def _head(owner, timeout=15):
+        deadline = time.monotonic() + timeout
+        while True:
+            response = owner.call("GET", "/poll/feed?timeout=0")
+            if response.status_code == 200 or time.monotonic() > deadline:
+                return response.json()["cursor"]
+            gevent.sleep(0.2)
+
+    def clients(self, total, mix=MIX, base=None, from_head=True, **options):
+        """Return *total* unstarted clients over every feed, by transport in *mix* shares.
+
+        With *from_head* each starts from its feed's head id, as the pages' clients do; start
+        them with ``start(resume=True)`` (:func:`~tests.support.load.start_all` ``resume``).
+        """
+        base = base or ("127.0.0.1", self.server.port)
+        kinds = []
+        for kind, share in mix:
+            kinds += [kind] * int(round(total * share))
+        kinds = (kinds + [mix[0][0]] * total)[:total]
+        made = []
+        heads = self.heads() if from_head else None
+        for i, kind in enumerate(kinds):
+            owner = i % len(self.owners)
+            extra = options.get(kind, {})
+            client = CLIENTS[kind](base, "feed", self.owners[owner].token,
+                                   label=f"{kind}-{i}", **extra)
+            client.owner = owner
+            if heads:
+                client.begin_at(heads[owner])
+            made.append(client)
+        return made
+
+    def start_publisher(self, rate, duration, base_url=None):
+        """Post ``rate`` times a second for *duration* seconds, authors in turn."""
+        count = len(self.owners)
+
+        def write(n):
+            owner = self.owners[n % count]
+            return owner.call("POST", "/api/posts", base_url=base_url,
+                              json={"content": f"load {n} at {time.time():.3f}"})
+
+        self.publisher = Publisher(write, rate, duration).start()
+        return self.publisher
+
+    def expected(self, answered_before=None):
+        """Return ``{owner index: [post ids their feed must carry, in publish order]}``.
+
+        :param answered_before: only posts whose 201 arrived before this time (epoch s).
+        """
+        feeds = {i: [] for i in range(len(self.owners))}
+        done = sorted((n, body["id"]) for n, status, _, body, at in self.publisher.results
+                      if status == 201 and (answered_before is None or at < answered_before))
+        for n, post_id in done:
+            for feed in self.feeds_of_author(n % len(self.owners)):
+                feeds[feed].append(post_id)
+        return feeds
+
+    def refetch(self, client):
+        """Do what a client does after resync_required: read its feed over REST, once per resync.
+
+        (Its resume point stays the last event it saw, so a client that drops again before
+        a new event arrives is told to resync again: a redundant refetch, never a loss.)
+        Returns whether it refetched.
+        """
+        if client.stats.resyncs <= getattr(client, "resyncs_handled", 0):
+            return False
+        client.resyncs_handled = client.stats.resyncs
+        posts = self.owners[client.owner].call("GET", "/api/feed?limit=100").json()["posts"]
+        client.post_ids.extend(p["id"] for p in posts)
+        return True
+
+    def missing(self, clients, answered_before=None):
+        """Return ``{client label: number of expected posts it has not received}`` (non-zero)."""
+        expected = self.expected(answered_before)
+        short = {}
+        for client in clients:
+            want = set(expected[client.owner])
+            lacking = len(want - set(client.post_ids))
+            if lacking:
+                short[client.label] = lacking
+        return short
+
+    def wait_delivered(self, clients, timeout=20, answered_before=None, refetch=False):
+        """Wait until every client has every expected post; return what is still missing.
+
+        With *refetch*, clients told to resync read their feed over REST, as they should.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            if refetch:
+                for client in clients:
+                    self.refetch(client)
+            missing = self.missing(clients, answered_before)
+            if not missing or time.monotonic() > deadline:
+                return missing
+            gevent.sleep(0.25)
+
+
+def by_transport(clients):
+    """Return ``{transport: summary}`` and ``"all"``."""
+    result = {"all": summarize(clients)}
+    for kind in ("sse", "ws", "poll"):
+        group = [c for c in clients if c.transport == kind]
+        if group:
+            result[kind] = summarize(group)
+    return result

@@ -1,0 +1,671 @@
+"""Lean load clients for many streams at once, and the per-stream accounting of what they got.
+
+Each client is raw gevent sockets (no requests, no websocket-client): one process can hold a
+thousand streams while the server under test keeps the other core. Every client counts, by event
+id, the gaps, reorders and duplicates of its stream (ids are ``<epoch>-<seq>``, and seq grows by
+exactly one per channel within an epoch), and the latency of each event: receive time minus
+the event's ``ts``.
+
+A client is *logical*: it may reconnect (resuming with the last id it saw) and its accounting
+carries across connections, which is how a resume that drops or repeats an event shows up.
+"""
+import base64
+import os
+import random
+import socket
+import time
+from urllib.parse import quote
+
+import gevent
+import gevent.pool
+import orjson
+import requests
+
+# -- accounting ---------------------------------------------------------------------------------
+
+
+def parse_id(event_id):
+    """Return ``(epoch, seq)`` of an event id."""
+    epoch, _, seq = event_id.rpartition("-")
+    return epoch, int(seq)
+
+
+class StreamStats:
+    """What one logical stream received, checked event by event.
+
+    A *segment* is a run of one epoch that must have no hole: it starts at the first event of a
+    fresh connection or the first after ``resync_required``. Within a segment, an id above the
+    next expected one opens holes (a gap); an id below the highest seen fills a hole (a reorder)
+    or repeats one (a duplicate). A change of epoch without ``resync_required`` before it is a
+    silent gap: the worst kind.
+    """
+
+    def __init__(self):
+        self.epoch = None
+        self.top = None  # highest seq of the segment
+        self.holes = set()
+        self.seen = set()  # (epoch, seq)
+        self.resync_pending = False
+        self.received = 0  # events with an id, duplicates included
+        self.duplicates = 0
+        self.reorders = 0
+        self.silent_epoch_changes = 0
+        self.resyncs = 0
+        self.latencies = []  # ms, live events only
+        self.timeline = None  # [(received at, latency ms)] when set to a list
+        self.ids = []  # unique ids in arrival order
+        self.types = {}
+        self.payloads = []  # (id, object) when keep_payloads
+
+    @property
+    def gaps(self):
+        """Return the number of events missing inside segments, plus silent epoch changes."""
+        return len(self.holes) + self.silent_epoch_changes
+
+    def fresh(self):
+        """A connection without a resume point starts: whatever comes first begins a segment."""
+        self.epoch = None
+
+    def begin_at(self, event_id):
+        """Start accounting at the position *event_id*: the next event must follow it."""
+        self.epoch, self.top = parse_id(event_id)
+        self.holes = set()
+
+    def on_message(self, obj, received_at, live=True):
+        """Account for one JSON object received on the stream."""
+        kind = obj.get("type")
+        self.types[kind] = self.types.get(kind, 0) + 1
+        if kind == "resync_required":
+            self.resyncs += 1
+            self.resync_pending = True
+            return
+        event_id = obj.get("id")
+        if not event_id:
+            return
+        self.received += 1
+        if live and "ts" in obj:
+            latency = received_at * 1000 - obj["ts"]
+            self.latencies.append(latency)
+            if self.timeline is not None:
+                self.timeline.append((received_at, latency))
+        epoch, seq = parse_id(event_id)
+        if (epoch, seq) in self.seen:
+            self.duplicates += 1
+            return
+        self.seen.add((epoch, seq))
+        self.ids.append(event_id)
+        if self.epoch is None or self.resync_pending or epoch != self.epoch:
+            if self.epoch is not None and epoch != self.epoch and not self.resync_pending:
+                self.silent_epoch_changes += 1
+            self.epoch, self.top, self.resync_pending = epoch, seq, False
+            self.holes = set()
+            return
+        if seq == self.top + 1:
+            self.top = seq
+        elif seq > self.top + 1:
+            self.holes.update(range(self.top + 1, seq))
+            self.top = seq
+        else:
+            self.reorders += 1
+            self.holes.discard(seq)
+
+
+def percentile(values, fraction):
+    """Return the *fraction* percentile of *values* (nearest rank), or 0.0 when empty."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, int(round(fraction * len(ordered) + 0.5)) - 1))
+    return ordered[index]
+
+
+def summarize(clients):
+    """Return the totals of many clients' :class:`StreamStats` as a dict."""
+    stats = [c.stats for c in clients]
+    latencies = [v for s in stats for v in s.latencies]
+    return {
+        "clients": len(stats),
+        "events": sum(len(s.ids) for s in stats),
+        "gaps": sum(s.gaps for s in stats),
+        "reorders": sum(s.reorders for s in stats),
+        "duplicates": sum(s.duplicates for s in stats),
+        "silent_epoch_changes": sum(s.silent_epoch_changes for s in stats),
+        "resyncs": sum(s.resyncs for s in stats),
+        "p50_ms": round(percentile(latencies, 0.50), 1),
+        "p99_ms": round(percentile(latencies, 0.99), 1),
+        "max_ms": round(max(latencies), 1) if latencies else 0.0,
+    }
+
+
+# -- HTTP on a raw socket ---------------------------------------------------------------------
+
+
+class Closed(Exception):
+    """The server closed the connection (or it was reset)."""
+
+
+class Conn:
+    """A socket with a read buffer: read a response head, a body, chunked data."""
+
+    def __init__(self, host, port, source=None, rcvbuf=None, timeout=30):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if source:
+            self.sock.bind((source, 0))
+        self.sock.settimeout(timeout)
+        self.sock.connect((host, port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buffer = b""
+
+    @property
+    def local_port(self):
+        return self.sock.getsockname()[1]
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def fill(self):
+        try:
+            data = self.sock.recv(262144)
+        except OSError as exc:
+            raise Closed(str(exc)) from None
+        if not data:
+            raise Closed("closed by the server")
+        self.buffer += data
+
+    def read_until(self, marker):
+        while marker not in self.buffer:
+            self.fill()
+        head, self.buffer = self.buffer.split(marker, 1)
+        return head
+
+    def read_exactly(self, size):
+        while len(self.buffer) < size:
+            self.fill()
+        data, self.buffer = self.buffer[:size], self.buffer[size:]
+        return data
+
+    def read_head(self):
+        """Return ``(status, headers)`` of a response (header names lower-cased)."""
+        head = self.read_until(b"\r\n\r\n").decode("latin-1")
+        status_line, *lines = head.split("\r\n")
+        status = int(status_line.split()[1])
+        headers = {}
+        for line in lines:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        return status, headers
+
+    def read_body(self, headers):
+        """Return a whole response body (Content-Length or chunked)."""
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            return b"".join(iter(self.read_chunk, b""))
+        return self.read_exactly(int(headers.get("content-length", "0")))
+
+    def read_chunk(self):
+        """Return the next chunk of a chunked body; b"" at its end."""
+        size = int(self.read_until(b"\r\n").split(b";")[0], 16)
+        if size == 0:
+            self.read_until(b"\r\n")
+            return b""
+        data = self.read_exactly(size)
+        self.read_exactly(2)
+        return data
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def reset(self):
+        """Close with an RST (a client that vanished)."""
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        except OSError:
+            pass
+        self.close()
+
+
+def request_bytes(method, path, host, headers=None, body=None):
+    """Return the bytes of an HTTP/1.1 request."""
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
+    for name, value in (headers or {}).items():
+        lines.append(f"{name}: {value}")
+    if body is not None:
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
+
+
+# -- stream clients -----------------------------------------------------------------------------
+
+
+class StreamClient:
+    """A logical client of one channel over one transport; reconnects carry its accounting.
+
+    :param base: ``(host, port)`` of the server.
+    :param channel_path: ``feed`` or ``post/<id>``.
+    :param token: the access token.
+    """
+
+    transport = None
+
+    def __init__(self, base, channel_path, token, label=None, source=None, keep_payloads=False):
+        self.host, self.port = base
+        self.channel_path = channel_path
+        self.token = token
+        self.label = label
+        self.source = source
+        self.keep_payloads = keep_payloads
+        self.stats = StreamStats()
+        self.connected_at = None  # when connection_established arrived (this connection)
+        self.opened_at = None  # when this connection was attempted
+        self.conn = None
+        self.status = None
+        self.close_code = None
+        self.ended_at = None  # when the server ended the current connection
+        self.end_reason = None
+        self.connections = 0
+        self.refusals = []  # statuses of refused attempts
+        self.last_messages = []  # control messages (type, received at)
+        self.post_ids = []  # ids of the posts of new_post events, in arrival order
+        self.comment_ids = []  # ids of the comments of new_comment events
+        self.typing = []  # typing events (ephemeral: no id)
+        self.start_id = None  # see begin_at
+        self.auto_reconnect = None  # (min, max) seconds before reconnecting, or None: stay down
+        self.drops = []  # when an established connection ended (auto_reconnect clients)
+        self.reconnects = []  # (dropped at, established again at)
+        self._greenlet = None
+        self.live = True
+
+    @property
+    def last_id(self):
+        """Return the id to resume from: the last event seen, or the starting position."""
+        return self.stats.ids[-1] if self.stats.ids else self.start_id
+
+    def begin_at(self, event_id):
+        """Give the client a starting position, as the pages give theirs (the channel's head).
+
+        A client that has seen no event has nothing to resume from: were it to reconnect
+        fresh, events published while it was away would be skipped (the contract promises
+        resume only from an id the client saw). Our pages embed the head id for this reason.
+        """
+        self.start_id = event_id
+        self.stats.begin_at(event_id)
+        return self
+
+    @property
+    def local_port(self):
+        return self.conn.local_port if self.conn else None
+
+    @property
+    def up(self):
+        """Return whether the current connection is open and established."""
+        return self.connected_at is not None and self.ended_at is None
+
+    def start(self, resume=None):
+        """Connect (resuming from the last id when *resume*; by default when there is one)."""
+        if resume is None:
+            resume = self.last_id is not None
+        self.stop()
+        self.connected_at = self.ended_at = self.end_reason = self.close_code = None
+        self.opened_at = time.time()
+        if not resume:
+            self.stats.fresh()
+        self._greenlet = gevent.spawn(self._run, self.last_id if resume else None)
+        return self
+
+    def stop(self, reset=False):
+        """Close the current connection, as a client that goes away."""
+        greenlet, self._greenlet = self._greenlet, None
+        if greenlet is not None:
+            greenlet.kill(block=True, timeout=2)
+        if self.conn is not None:
+            (self.conn.reset if reset else self.conn.close)()
+            self.conn = None
+
+    def wait_established(self, timeout=15):
+        """Wait for ``connection_established``; return the seconds it took, or None if refused."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.connected_at is not None:
+                return self.connected_at - self.opened_at
+            if self.ended_at is not None:
+                return None
+            gevent.sleep(0.01)
+        return None
+
+    def _run(self, last_event_id):
+        while True:
+            try:
+                self.conn = Conn(self.host, self.port, source=self.source)
+                self.connections += 1
+                self._stream(last_event_id)
+                self.end_reason = "ended"
+            except Closed as exc:
+                self.end_reason = str(exc)
+            except OSError as exc:
+                self.end_reason = f"{type(exc).__name__}: {exc}"
+            except Refused as exc:
+                self.refusals.append(exc.status)
+                self.end_reason = f"refused {exc.status}"
+            finally:
+                self.ended_at = time.time()
+                if self.conn is not None:
+                    self.conn.close()
+            if not self.auto_reconnect:
+                return
+            # As EventSource does: wait the retry delay, then resume from the last id seen.
+            if self.connected_at is not None:
+                self.drops.append(self.ended_at)
+            gevent.sleep(random.uniform(*self.auto_reconnect))
+            self.connected_at = self.ended_at = self.close_code = None
+            self.opened_at = time.time()
+            last_event_id = self.last_id
+            if last_event_id is None:
+                self.stats.fresh()
+
+    def _on_object(self, obj, received_at):
+        kind = obj.get("type")
+        if kind == "connection_established":
+            self.connected_at = received_at
+            if len(self.drops) > len(self.reconnects):
+                self.reconnects.append((self.drops[-1], received_at))
+        elif "id" not in obj:
+            self.last_messages.append((kind, received_at))
+        self.stats.on_message(obj, received_at, live=self.live)
+        if kind == "new_post":
+            self.post_ids.append(obj["post"]["id"])
+        elif kind == "new_comment":
+            self.comment_ids.append(obj["comment"]["id"])
+        elif kind == "typing":
+            self.typing.append(obj)
+        if self.keep_payloads and obj.get("id"):
+            self.stats.payloads.append((obj["id"], obj))
+
+    def _stream(self, last_event_id):
+        raise NotImplementedError
+
+
+class Refused(Exception):
+    def __init__(self, status, body=b""):
+        super().__init__(status)
+        self.status, self.body = status, body
+
+
+class SSEClient(StreamClient):
+    """``GET /stream/<channel>``: chunked ``text/event-stream``."""
+
+    transport = "sse"
+
+    def _stream(self, last_event_id):
+        headers = {"Accept": "text/event-stream", "Authorization": f"Bearer {self.token}"}
+        if last_event_id:
+            headers["Last-Event-ID"] = last_event_id
+        conn = self.conn
+        conn.send(request_bytes("GET", f"/stream/{self.channel_path}", f"{self.host}:{self.port}",
+                                headers))
+        status, response_headers = conn.read_head()
+        self.status = status
+        if status != 200:
+            raise Refused(status, conn.read_body(response_headers))
+        chunked = response_headers.get("transfer-encoding", "").lower() == "chunked"
+        pending = b""
+        while True:
+            if chunked:
+                data = conn.read_chunk()
+                if not data:
+                    return
+            else:
+                conn.fill()
+                data, conn.buffer = conn.buffer, b""
+            pending += data
+            if b"\n\n" not in pending:
+                continue
+            now = time.time()
+            *blocks, pending = pending.split(b"\n\n")
+            for block in blocks:
+                for line in block.split(b"\n"):
+                    if line.startswith(b"data: "):
+                        self._on_object(orjson.loads(line[6:]), now)
+
+
+class WSClient(StreamClient):
+    """``/ws/<channel>``: a raw RFC 6455 client (no compression offered)."""
+
+    transport = "ws"
+
+    def __init__(self, *args, origin=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.origin = origin
+
+    def _stream(self, last_event_id):
+        path = f"/ws/{self.channel_path}?token={self.token}"
+        if last_event_id:
+            path += f"&last_event_id={quote(last_event_id)}"
+        key = base64.b64encode(os.urandom(16)).decode()
+        headers = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Key": key,
+                   "Sec-WebSocket-Version": "13"}
+        if self.origin:
+            headers["Origin"] = self.origin
+        conn = self.conn
+        conn.send(request_bytes("GET", path, f"{self.host}:{self.port}", headers))
+        status, response_headers = conn.read_head()
+        self.status = status
+        if status != 101:
+            raise Refused(status, conn.read_body(response_headers))
+        while True:
+            opcode, payload = read_frame(conn)
+            if opcode == 0x8:
+                self.close_code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
+                return
+            if opcode == 0x1:
+                self._on_object(orjson.loads(payload), time.time())
+            elif opcode == 0x9:
+                conn.send(client_frame(0xA, payload))
+
+    def send_json(self, obj):
+        """Send one text frame."""
+        self.conn.send(client_frame(0x1, orjson.dumps(obj)))
+
+
+def read_frame(conn):
+    """Return ``(opcode, payload)`` of the next whole message from the server."""
+    opcode, message = None, b""
+    while True:
+        head = conn.read_exactly(2)
+        fin, op = head[0] & 0x80, head[0] & 0x0F
+        size = head[1] & 0x7F
+        if size == 126:
+            size = int.from_bytes(conn.read_exactly(2), "big")
+        elif size == 127:
+            size = int.from_bytes(conn.read_exactly(8), "big")
+        mask = conn.read_exactly(4) if head[1] & 0x80 else None
+        payload = conn.read_exactly(size)
+        if mask:
+            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        if op >= 0x8:
+            return op, payload  # control frames are never fragmented
+        opcode = op if op else opcode
+        message += payload
+        if fin:
+            return opcode, message
+
+
+def client_frame(opcode, payload, fin=True, mask=None):
+    """Return a masked client frame."""
+    mask = mask if mask is not None else os.urandom(4)
+    size = len(payload)
+    head = bytes([(0x80 if fin else 0) | opcode])
+    if size < 126:
+        head += bytes([0x80 | size])
+    elif size < 1 << 16:
+        head += bytes([0x80 | 126]) + size.to_bytes(2, "big")
+    else:
+        head += bytes([0x80 | 127]) + size.to_bytes(8, "big")
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+class PollClient(StreamClient):
+    """``GET /poll/<channel>?cursor=&timeout=`` in a chain on one keep-alive connection."""
+
+    transport = "poll"
+
+    def __init__(self, *args, wait=5.0, pause=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.wait = wait
+        self.pause = pause  # callable returning seconds to wait between requests
+        self.cursor = None
+        self.requests = 0
+        self.max_batch = 0
+
+    def start(self, resume=None):
+        if resume is None:
+            resume = self.last_id is not None
+        if not resume:
+            self.cursor = None
+        elif self.cursor is None:
+            self.cursor = self.last_id
+        return super().start(resume=resume)
+
+    def _stream(self, last_event_id):
+        first = True
+        while True:
+            path = f"/poll/{self.channel_path}?timeout={0 if first else self.wait:g}"
+            if self.cursor:
+                path += f"&cursor={quote(self.cursor)}"
+            try:
+                status, body = self._get(path)
+            except Closed:
+                # Keep-alive connections close when idle: take a new one and ask again.
+                self.conn.close()
+                self.conn = Conn(self.host, self.port, source=self.source)
+                status, body = self._get(path)
+            self.requests += 1
+            if status != 200:
+                raise Refused(status, body)
+            now = time.time()
+            answer = orjson.loads(body)
+            if first:
+                self._on_object({"type": "connection_established"}, now)
+                first = False
+            self.max_batch = max(self.max_batch, len(answer["events"]))
+            for obj in answer["events"]:
+                self._on_object(obj, now)
+                if obj.get("type") == "token_expired":
+                    return
+            self.cursor = answer["cursor"]
+            if self.pause:
+                gevent.sleep(self.pause())
+
+    def _get(self, path):
+        headers = {"Authorization": f"Bearer {self.token}"}
+        self.conn.send(request_bytes("GET", path, f"{self.host}:{self.port}", headers))
+        status, headers = self.conn.read_head()
+        body = self.conn.read_body(headers)
+        if headers.get("connection", "").lower() == "close":
+            self.conn.close()
+            self.conn = Conn(self.host, self.port, source=self.source)
+        return status, body
+
+
+CLIENTS = {"sse": SSEClient, "ws": WSClient, "poll": PollClient}
+
+
+def start_all(clients, resume=None, spread=0.0):
+    """Start *clients*, spreading the connects over *spread* seconds."""
+    for i, client in enumerate(clients):
+        client.start(resume=resume)
+        if spread and i % 20 == 19:
+            gevent.sleep(spread * 20 / max(len(clients), 1))
+
+
+def wait_established(clients, timeout=30):
+    """Wait until every client is connected; return the ones that are not."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        waiting = [c for c in clients if c.connected_at is None]
+        if not waiting:
+            return []
+        gevent.sleep(0.05)
+    return [c for c in clients if c.connected_at is None]
+
+
+def stop_all(clients):
+    for client in clients:
+        client.stop()
+
+
+# -- writers ----------------------------------------------------------------------------------
+
+
+class Publisher:
+    """Send writes at a fixed rate from greenlets, and record every answer.
+
+    :param write: called with the sequence number; returns a ``requests.Response``.
+    """
+
+    def __init__(self, write, rate, duration, concurrency=8):
+        self.write = write
+        self.rate = rate
+        self.duration = duration
+        self.concurrency = concurrency
+        self.results = []  # (n, status, seconds, json or None, answered at)
+        self.statuses = {}
+        self.errors = []
+        self._greenlet = None
+        self.started_at = self.ended_at = None
+        self._stopping = False
+
+    def start(self):
+        self._greenlet = gevent.spawn(self._run)
+        return self
+
+    def stop(self):
+        self._stopping = True
+
+    def join(self, timeout=None):
+        self._greenlet.join(timeout)
+
+    def _run(self):
+        pool = gevent.pool.Pool(self.concurrency)
+        self.started_at = time.monotonic()
+        n = 0
+        total = int(self.rate * self.duration)
+        while n < total and not self._stopping:
+            due = self.started_at + n / self.rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                gevent.sleep(delay)
+            pool.spawn(self._one, n)
+            n += 1
+        pool.join()
+        self.ended_at = time.monotonic()
+
+    def _one(self, n):
+        began = time.monotonic()
+        try:
+            response = self.write(n)
+        except requests.RequestException as exc:
+            self.errors.append(f"{type(exc).__name__}: {exc}")
+            self.statuses["error"] = self.statuses.get("error", 0) + 1
+            return
+        status = response.status_code
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        self.results.append((n, status, time.monotonic() - began, body, time.time()))
+
+    @property
+    def achieved_rate(self):
+        if not self.ended_at:
+            return 0.0
+        return len(self.results) / max(self.ended_at - self.started_at, 1e-9)
+
+
+def jitter(low, high):
+    """Return a function that draws a pause between *low* and *high* seconds."""
+    return lambda: random.uniform(low, high)

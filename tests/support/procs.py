@@ -1,0 +1,43 @@
+"""Looking at server processes from outside: which worker holds a connection, how big it is."""
+import re
+import subprocess
+import time
+
+import gevent
+
+
+def worker_of_peers(port):
+    """Return ``{client port: worker pid}`` for the established connections to *port*."""
+    out = subprocess.run(["ss", "-Htnp", "state", "established", f"( sport = :{port} )"],
+                         capture_output=True, text=True).stdout
+    owners = {}
+    for line in out.splitlines():
+        fields = line.split()
+        pid = re.search(r"pid=(\d+)", line)
+        if len(fields) >= 4 and pid:
+            owners[int(fields[3].rsplit(":", 1)[1])] = int(pid.group(1))
+    return owners
+
+
+def rss_kib(pid):
+    """Return the resident set size of *pid* in KiB (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def wait_until(predicate, timeout=10, interval=0.05, message="condition not met in time"):
+    """Wait until *predicate()* is truthy; return its value, or raise AssertionError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(message)
+        gevent.sleep(interval)
