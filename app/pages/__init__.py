@@ -9,5 +9,4 @@ from flask import Blueprint
 bp = Blueprint("pages", __name__)
 
 # Each module registers its routes, error handlers or template helpers on bp.
-from app.pages import (account, console, errors, feed, posts, templating,  # noqa: E402,F401
-                       users, viewer)
+from app.pages import account, console, errors, feed, posts, templating, users, viewer  # noqa: E402,F401

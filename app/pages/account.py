@@ -1,8 +1,12 @@
 """Register, sign in and sign out with ordinary forms; the session lives in JWT cookies."""
 import jwt as pyjwt
 from flask import current_app, redirect, render_template, request, url_for
-from flask_jwt_extended import (decode_token, set_access_cookies, set_refresh_cookies,
-                                unset_jwt_cookies)
+from flask_jwt_extended import (
+    decode_token,
+    set_access_cookies,
+    set_refresh_cookies,
+    unset_jwt_cookies,
+)
 from flask_jwt_extended.exceptions import CSRFError, JWTExtendedException
 from flask_limiter.util import get_remote_address
 

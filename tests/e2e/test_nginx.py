@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import postgres_database, missing_service
+from tests.conftest import missing_service, postgres_database
 from tests.support.clients import SUBSCRIBERS, RestUser
 from tests.support.nginx import Nginx
 from tests.support.servers import Server, migrate

@@ -2,8 +2,6 @@
 import re
 import uuid
 
-
-
 ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 COMMENT_KEYS = {"id", "post_id", "author", "content", "created_at", "like_count"}
 

@@ -2,7 +2,6 @@
 from datetime import datetime, timezone
 
 
-
 def error_of(response, status, code):
     assert response.status_code == status, response.get_data(as_text=True)
     body = response.get_json()

@@ -3,8 +3,6 @@ import re
 import time
 import uuid
 
-
-
 REACTIONS = ("like", "love", "haha", "wow", "sad", "angry")
 ZERO = dict.fromkeys(REACTIONS, 0)
 ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")

@@ -1,8 +1,6 @@
 """Users and follows: ``/api/me``, ``/api/users/<name>``, follow and unfollow, a user's posts."""
 import re
 
-
-
 ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 USER_KEYS = {"id", "username", "display_name", "created_at", "followers_count", "following_count"}
 

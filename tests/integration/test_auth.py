@@ -7,7 +7,6 @@ import jwt as pyjwt
 import pytest
 from flask_jwt_extended import create_access_token, decode_token
 
-
 ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 USER_KEYS = {"id", "username", "display_name", "created_at", "followers_count", "following_count"}
 

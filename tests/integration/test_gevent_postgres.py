@@ -13,7 +13,6 @@ from sqlalchemy import text
 
 from app.extensions import db
 
-
 pytestmark = pytest.mark.postgres
 
 SLEEP_SECONDS = 1.5

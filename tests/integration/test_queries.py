@@ -8,7 +8,6 @@ from sqlalchemy import event, insert, select
 from app.extensions import db
 from app.models import Comment, CommentLike, Follow, Post, Reaction, User
 
-
 REACTIONS = ("like", "love", "haha", "wow", "sad", "angry")
 
 

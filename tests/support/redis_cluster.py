@@ -1,14 +1,13 @@
 """A Redis Cluster of three primaries and three replicas on loopback ports, for tests."""
 import random
 import shutil
-import socket
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
 
 import redis
-
 
 
 def cluster_port():
