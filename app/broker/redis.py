@@ -72,7 +72,11 @@ class RedisBroker(Broker):
                                   supported_errors=(redis.ConnectionError,))}
         if self.cluster:
             return RedisCluster.from_url(url, **options)
-        return redis.Redis.from_url(url, **options)
+        # A burst of stream opens on one worker must queue for a connection, not open
+        # hundreds of them at once (each connect then times out under the CPU load).
+        pool = redis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=5,
+                                                     **options)
+        return redis.Redis(connection_pool=pool)
 
     def _listener(self, url, health_seconds):
         params = parse_url(url)
