@@ -6,7 +6,7 @@ from app.api.openapi import documented
 from app.api.pagination import decode_cursor, encode_cursor
 from app.api.validation import json_body, query_args
 from app.ratelimit import limit_writes
-from app.serializers import comment_json, comments_json
+from app.serializers import comments_json
 from app.services import comments
 
 
@@ -28,7 +28,7 @@ def list_comments(post_id):
 def create_comment(post_id):
     """Add a comment to a post."""
     body = json_body(schemas.CommentIn)
-    return comment_json(comments.create_comment(current_user.id, post_id, body.content)), 201
+    return comments.create_comment(current_user.id, post_id, body.content), 201
 
 
 @bp.delete("/comments/<comment_id>")

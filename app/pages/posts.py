@@ -42,7 +42,7 @@ def comment(post_id):
     if content is None:
         return redirect(target + "#comment-form")
     created = comments.create_comment(current_viewer().id, post_id, content)
-    return redirect(f"{target}#comment-{created.id}")
+    return redirect(f"{target}#comment-{created['id']}")
 
 
 @bp.post("/comment/<comment_id>/like")

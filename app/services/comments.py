@@ -33,13 +33,17 @@ def comments_page(post_id, limit, after=None):
 
 
 def create_comment(author_id, post_id, content):
-    """Add a comment to a post and announce ``new_comment``."""
+    """Add a comment to a post and announce ``new_comment``; return its ``Comment`` JSON.
+
+    The event and the API's answer carry the same object: it is built once.
+    """
     post = get_post(post_id)
     comment = Comment(post_id=post.id, author_id=author_id, content=content)
     db.session.add(comment)
     db.session.commit()
-    _announce(post.id, schema.NEW_COMMENT, {"comment": comment_json(comment)})
-    return comment
+    data = comment_json(comment)
+    _announce(post.id, schema.NEW_COMMENT, {"comment": data})
+    return data
 
 
 def delete_comment(user_id, comment_id):
