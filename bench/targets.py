@@ -163,13 +163,7 @@ class Target:
 
         The database and the registered users stay.
         """
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGQUIT)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(5)
+        self._end(signal.SIGQUIT)
         self.start()
 
     def pids(self):
@@ -178,9 +172,13 @@ class Target:
 
     def stop(self):
         """Stop gracefully (SIGTERM), then kill what is left."""
+        self._end(signal.SIGTERM)
+
+    def _end(self, sig):
+        """Send *sig* to a running server; kill its process group if it lingers past 20 s."""
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.send_signal(signal.SIGTERM)
+        self.process.send_signal(sig)
         try:
             self.process.wait(20)
         except subprocess.TimeoutExpired:

@@ -2,12 +2,12 @@
 import datetime
 import os
 import shutil
-import uuid
 from pathlib import Path
 
 import pytest
 
 from tests.chaos.harness import RESULTS, ROOT, STARTED, TIER, Deployment, _format, render_report
+from tests.conftest import postgres_database
 from tests.support.redis_server import RedisServer
 
 
@@ -39,17 +39,9 @@ def redis_url(private_redis):
 
 
 @pytest.fixture(scope="module")
-def fresh_postgres_url(postgres_url):
+def fresh_postgres_url(pytestconfig):
     """A throwaway PostgreSQL database for the module's servers (overrides the per-test one)."""
-    import psycopg
-
-    admin = postgres_url.rsplit("/", 1)[0] + "/postgres"
-    name = f"feed_chaos_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield admin.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield from postgres_database(pytestconfig)
 
 
 def pytest_terminal_summary(terminalreporter):
