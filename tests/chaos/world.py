@@ -7,6 +7,7 @@ stream client subscribes to one owner's feed with that owner's token.
 import time
 
 import gevent
+import requests
 
 from tests.chaos.harness import remember
 from tests.support.clients import RestUser
@@ -107,9 +108,27 @@ class FeedWorld:
         if client.stats.resyncs <= getattr(client, "resyncs_handled", 0):
             return False
         client.resyncs_handled = client.stats.resyncs
-        posts = self.owners[client.owner].call("GET", "/api/feed?limit=100").json()["posts"]
-        client.post_ids.extend(p["id"] for p in posts)
-        return True
+        # Newest first, page after page, back to a post it already had: a resync noticed late
+        # (a slow machine) may cover more than one page.
+        seen, before = set(client.post_ids), None
+        while True:
+            query = f"&before={before}" if before else ""
+            page = self._get(client.owner, f"/api/feed?limit=100{query}")
+            ids = [post["id"] for post in page["posts"]]
+            client.post_ids.extend(ids)
+            before = page["next_before"]
+            if not before or seen.intersection(ids):
+                return True
+
+    def _get(self, owner, path, attempts=3):
+        """GET *path* as *owner*, again when a kept-alive connection closes under the request."""
+        for attempt in range(attempts):
+            try:
+                return self.owners[owner].call("GET", path).json()
+            except requests.ConnectionError:
+                if attempt == attempts - 1:
+                    raise
+                gevent.sleep(0.2)
 
     def missing(self, clients, answered_before=None):
         """Return ``{client label: number of expected posts it has not received}`` (non-zero)."""
