@@ -79,17 +79,65 @@ def never_reading_socket(server, path, token, websocket):
     return sock
 
 
-def window_p99(clients, start, end):
-    values = [latency for c in clients for at, latency in c.stats.timeline if start <= at < end]
+def pooled_p99(clients, windows):
+    """Return the p99 of the clients' latencies inside any of *windows* and the sample count."""
+    values = [latency for c in clients for at, latency in c.stats.timeline
+              if any(start <= at < end for start, end in windows)]
     return percentile(values, 0.99), len(values)
+
+
+def cut_both(server, path, token):
+    """Open a never-reading SSE and WebSocket stream; return ``{transport: seconds to cut}``.
+
+    Waits up to 25 s; a transport missing from the answer was not cut in that time.
+    """
+    before = slow_consumers(server)
+    opened = time.time()
+    stuck = [never_reading_socket(server, path, token, websocket=False),
+             never_reading_socket(server, path, token, websocket=True)]
+    cut = {}
+    while time.time() - opened < 25 and len(cut) < 2:
+        gevent.sleep(0.5)
+        now = slow_consumers(server)
+        for transport in ("sse", "ws"):
+            if transport not in cut and now.get(transport, 0) > before.get(transport, 0):
+                cut[transport] = time.time() - opened
+    for sock in stuck:
+        sock.close()
+    return cut
+
+
+def calm_window(server, duration):
+    """Watch /metrics as :func:`cut_both` does, for *duration* s; return the streams cut meanwhile.
+
+    The same polling in both kinds of window keeps its own cost out of the comparison.
+    """
+    before = now = slow_consumers(server)
+    ends = time.time() + duration
+    while time.time() < ends:
+        gevent.sleep(0.5)
+        now = slow_consumers(server)
+    return sum(now.values()) - sum(before.values())
 
 
 @pytest.mark.timeout(600)
 def test_a_client_that_never_reads_is_cut_and_the_others_keep_up(server, author, readers):
+    """Calm windows alternate with windows in which a never-reading pair is open until cut.
+
+    Alternating, and pooling each kind of window, keeps the comparison fair on a busy machine:
+    the healthy clients' latency drifts with the load of the whole host (with busy loops on
+    both cores of this 2-core machine, the p99 moved by -108 to +125 ms between the halves of
+    runs that opened no slow reader at all), and one before/after split measures that drift.
+    """
     post = author.post("a busy thread")
     path = f"post/{post['id']}"
     base = ("127.0.0.1", server.port)
     total = scaled(200, minimum=40)
+    cycles = scaled(3, minimum=2)
+    calm = seconds(10, minimum=4)
+    # Registered now: a password hash costs a worker tens of milliseconds of CPU, which would
+    # land inside a measured window.
+    sloth = remember(RestUser(server.url, "sloth"))
     clients = []
     for i in range(total):
         kind = SSEClient if i % 2 == 0 else WSClient
@@ -109,22 +157,16 @@ def test_a_client_that_never_reads_is_cut_and_the_others_keep_up(server, author,
     sampler = gevent.spawn(sample_rss)
     # 1,850 characters of comment: with the author and ids, each event is about 2 KiB of JSON.
     publisher = Publisher(commenter(author, post["id"], 1850), 50, 3600).start()
-    baseline = seconds(30, minimum=8)
-    gevent.sleep(baseline)
-    slow_at = time.time()
-    before = slow_consumers(server)
-    slow_user = remember(RestUser(server.url, "sloth"))
-    stuck = [never_reading_socket(server, path, slow_user.token, websocket=False),
-             never_reading_socket(server, path, slow_user.token, websocket=True)]
-    cut = {}
-    while time.time() - slow_at < 25 and len(cut) < 2:
-        now = slow_consumers(server)
-        for transport in ("sse", "ws"):
-            if transport not in cut and now.get(transport, 0) > before.get(transport, 0):
-                cut[transport] = time.time() - slow_at
-        gevent.sleep(0.25)
-    gevent.sleep(seconds(10, minimum=4))
-    end = time.time()
+    gevent.sleep(seconds(10, minimum=4))  # ramp-up, not measured
+    calm_windows, slow_windows, cuts, healthy_cut = [], [], [], 0
+    for _ in range(cycles):
+        began = time.time()
+        healthy_cut += calm_window(server, calm)
+        calm_windows.append((began, time.time()))
+        began = time.time()
+        cuts.append(cut_both(server, path, sloth.token))
+        gevent.sleep(1)  # the cut's own aftermath belongs to the slow window
+        slow_windows.append((began, time.time()))
     publisher.stop()
     publisher.join()
     sampler.kill()
@@ -134,35 +176,37 @@ def test_a_client_that_never_reads_is_cut_and_the_others_keep_up(server, author,
         gevent.sleep(0.2)
     short = [c.label for c in clients if not written <= set(c.comment_ids)]
     stop_all(clients)
-    for sock in stuck:
-        sock.close()
     summary = summarize(clients)
-    # The baseline is the second half of the calm phase (the first half includes the ramp-up).
-    p99_before, n_before = window_p99(clients, slow_at - baseline / 2, slow_at)
-    p99_during, n_during = window_p99(clients, slow_at, end)
-    base_rss = [kib for at, kib in rss if slow_at - 5 <= at < slow_at]
-    peak_rss = [kib for at, kib in rss if slow_at <= at <= end]
-    growth = max(max(p[pid] for p in peak_rss) - max(b[pid] for b in base_rss) for pid in pids)
+    p99_calm, n_calm = pooled_p99(clients, calm_windows)
+    p99_slow, n_slow = pooled_p99(clients, slow_windows)
+    first_calm = calm_windows[0]
+    base_rss = [kib for at, kib in rss if first_calm[0] <= at < first_calm[1]]
+    later = [kib for at, kib in rss if at >= slow_windows[0][0]]
+    growth = max(max(p[pid] for p in later) - max(b[pid] for b in base_rss) for pid in pids)
+    cut_after = [max(cut.values()) if len(cut) == 2 else None for cut in cuts]
     figures = {"healthy clients": total, "events/s": round(publisher.achieved_rate, 1),
-               "write statuses": publisher.statuses, "SSE cut after s": round(cut.get("sse", -1), 1),
-               "WS cut after s": round(cut.get("ws", -1), 1),
-               "healthy p99 before ms": round(p99_before, 1),
-               "healthy p99 with the slow ones ms": round(p99_during, 1),
-               "p99 growth ms": round(p99_during - p99_before, 1),
+               "write statuses": publisher.statuses, "slow pairs": cycles,
+               "SSE cut after s": [round(cut.get("sse", -1), 1) for cut in cuts],
+               "WS cut after s": [round(cut.get("ws", -1), 1) for cut in cuts],
+               "healthy p99 in calm windows ms": round(p99_calm, 1),
+               "healthy p99 with a slow pair ms": round(p99_slow, 1),
+               "p99 growth ms": round(p99_slow - p99_calm, 1),
                "worker RSS growth MiB": round(growth / 1024, 1),
+               "healthy streams cut": healthy_cut,
                "healthy gaps": summary["gaps"], "healthy missing": len(short),
-               "latency samples": n_before + n_during}
-    ok = (len(cut) == 2 and max(cut.values()) <= 15 and p99_during - p99_before <= 50
-          and growth <= 20 * 1024 and not short and summary["gaps"] == 0
-          and set(publisher.statuses) == {201})
+               "latency samples": n_calm + n_slow}
+    all_cut = None not in cut_after and max(cut_after) <= 15
+    ok = (all_cut and not healthy_cut and p99_slow - p99_calm <= 50 and growth <= 20 * 1024
+          and not short and summary["gaps"] == 0 and set(publisher.statuses) == {201})
     record(6, "test_a_client_that_never_reads_is_cut_and_the_others_keep_up",
-           "an SSE and a WebSocket client that never read, beside healthy ones, 50 events/s of "
-           "2 KiB on one post", figures,
-           "cut ≤ 15 s; healthy p99 +≤ 50 ms; worker RSS +≤ 20 MiB; nothing lost", ok)
+           f"{cycles} times, an SSE and a WebSocket client that never read, beside healthy "
+           "ones, 50 events/s of 2 KiB on one post; calm windows between them",
+           figures, "cut ≤ 15 s; healthy p99 +≤ 50 ms; worker RSS +≤ 20 MiB; nothing lost", ok)
     assert set(publisher.statuses) == {201}, publisher.statuses
-    assert set(cut) == {"sse", "ws"} and max(cut.values()) <= 15, cut
+    assert all_cut, cuts
     assert not short and summary["gaps"] == 0, (short[:5], summary)
-    assert p99_during - p99_before <= 50, figures
+    assert not healthy_cut, figures
+    assert p99_slow - p99_calm <= 50, figures
     assert growth <= 20 * 1024, figures
 
 
