@@ -82,6 +82,13 @@ def post_worker_init(worker):
     gevent.spawn(end_streams_on_shutdown)
 
 
+def worker_exit(server, worker):
+    """Close the worker's broker as it exits: stream slots still to release go to Redis now."""
+    broker = getattr(worker, "wsgi", None) and worker.wsgi.extensions.get("broker")
+    if broker is not None:
+        broker.close()
+
+
 def child_exit(server, worker):
     """Drop the live metrics (open connections) of a worker that exited."""
     from prometheus_client import multiprocess

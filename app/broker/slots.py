@@ -80,9 +80,16 @@ class RedisSlots:
             self._greenlet = gevent.spawn(self._refresh_forever)
 
     def stop(self):
-        """Stop refreshing."""
+        """Stop refreshing, and give back at once the slots still waiting for their batch.
+
+        A worker ending its streams on a reload exits within moments of the last one: a
+        batch left for later would never run, and those slots would count for a whole TTL.
+        """
         if self._greenlet is not None:
             self._greenlet.kill(block=False)
+        if self._releasing is not None:
+            self._releasing.kill(block=False)
+        self._release_batch()
 
     def _refresh_forever(self):
         while True:

@@ -16,6 +16,21 @@ from tests.support.load import CLIENTS, Publisher, summarize
 MIX = (("sse", 0.6), ("ws", 0.3), ("poll", 0.1))
 
 
+def get(user, path, attempts=3):
+    """GET *path* as *user*, again when a kept-alive connection closes under the request.
+
+    The server closes idle kept-alive connections, and a request sent on one just as it closes
+    fails before any answer; a GET is safe to send again.
+    """
+    for attempt in range(attempts):
+        try:
+            return user.call("GET", path)
+        except requests.ConnectionError:
+            if attempt == attempts - 1:
+                raise
+            gevent.sleep(0.2)
+
+
 class FeedWorld:
     """*owners* registered users in a follow ring on *server*."""
 
@@ -44,7 +59,7 @@ class FeedWorld:
     def _head(owner, timeout=15):
         deadline = time.monotonic() + timeout
         while True:
-            response = owner.call("GET", "/poll/feed?timeout=0")
+            response = get(owner, "/poll/feed?timeout=0")
             if response.status_code == 200 or time.monotonic() > deadline:
                 return response.json()["cursor"]
             gevent.sleep(0.2)
@@ -113,22 +128,12 @@ class FeedWorld:
         seen, before = set(client.post_ids), None
         while True:
             query = f"&before={before}" if before else ""
-            page = self._get(client.owner, f"/api/feed?limit=100{query}")
+            page = get(self.owners[client.owner], f"/api/feed?limit=100{query}").json()
             ids = [post["id"] for post in page["posts"]]
             client.post_ids.extend(ids)
             before = page["next_before"]
             if not before or seen.intersection(ids):
                 return True
-
-    def _get(self, owner, path, attempts=3):
-        """GET *path* as *owner*, again when a kept-alive connection closes under the request."""
-        for attempt in range(attempts):
-            try:
-                return self.owners[owner].call("GET", path).json()
-            except requests.ConnectionError:
-                if attempt == attempts - 1:
-                    raise
-                gevent.sleep(0.2)
 
     def missing(self, clients, answered_before=None):
         """Return ``{client label: number of expected posts it has not received}`` (non-zero)."""

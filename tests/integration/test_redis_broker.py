@@ -174,3 +174,15 @@ def _publish_when_up(broker, count, timeout=10):
             if time.monotonic() > deadline:
                 raise
             gevent.sleep(0.1)
+
+
+def test_closing_the_broker_gives_back_slots_still_waiting_for_their_batch(broker):
+    # Releases go to Redis in batches a moment later; a worker that exits right after its
+    # last stream ended (a reload) must not leave those slots counting until they expire.
+    broker.ensure_started()
+    key = f"{broker.prefix}:slots:{{u1}}"
+    session = open_session(broker)
+    assert broker.redis.zcard(key) == 1
+    session.close()
+    broker.close()
+    assert broker.redis.zcard(key) == 0
