@@ -13,7 +13,7 @@ import requests
 from tests.chaos.harness import record, remember, scaled
 from tests.support.clients import RestUser
 from tests.support.load import CLIENTS, SSEClient, WSClient
-from tests.support.procs import wait_until, worker_of_peers
+from tests.support.procs import clients_by_worker, wait_until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e, pytest.mark.redis]
 
@@ -27,12 +27,8 @@ def servers(deployment, redis_url):
 
 def workers_holding(servers, clients):
     """Return the worker pids that serve *clients* (each with its ``server``)."""
-    where = set()
-    for server in servers:
-        owners = worker_of_peers(server.port)
-        where |= {owners[c.local_port] for c in clients
-                  if c.server is server and c.local_port in owners}
-    return where
+    return {pid for server in servers
+            for pid in clients_by_worker(server, [c for c in clients if c.server is server])}
 
 
 def test_the_stream_limit_holds_across_workers_and_servers(servers, redis_url):

@@ -14,7 +14,7 @@ import pytest
 from tests.chaos.harness import record, scaled, seconds
 from tests.chaos.world import FeedWorld, by_transport
 from tests.support.load import start_all, stop_all, wait_established
-from tests.support.procs import worker_of_peers
+from tests.support.procs import clients_by_worker
 from tests.support.tcpproxy import PostgresMessages, TCPProxy
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e, pytest.mark.redis, pytest.mark.postgres]
@@ -49,13 +49,7 @@ def world(server):
 
 def spread_over_workers(server, clients):
     """Return ``{worker pid: number of clients}`` (long-poll clients move between requests)."""
-    owners = worker_of_peers(server.port)
-    counts = {}
-    for client in clients:
-        pid = owners.get(client.local_port)
-        if pid:
-            counts[pid] = counts.get(pid, 0) + 1
-    return counts
+    return {pid: len(held) for pid, held in clients_by_worker(server, clients).items()}
 
 
 @pytest.mark.timeout(600)

@@ -19,7 +19,7 @@ from tests.chaos.harness import record, remember, scaled, seconds
 from tests.chaos.world import FeedWorld
 from tests.support.clients import RestUser
 from tests.support.load import SSEClient, start_all, stop_all, summarize, wait_established
-from tests.support.procs import wait_until, worker_of_peers
+from tests.support.procs import clients_by_worker, wait_until
 from tests.support.tcpproxy import TCPProxy
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e, pytest.mark.redis]
@@ -210,10 +210,8 @@ def test_redis_cutting_a_slow_worker_subscriber_loses_nothing(server, world, pri
     redis.config_set("client-output-buffer-limit", "pubsub 256kb 128kb 1")
     # The kernel decides which worker accepts each stream, and one may get them all: freeze
     # the one that holds the most feeds.
-    owners = worker_of_peers(server.port)
-    feeds_of = {}
-    for client in clients:
-        feeds_of.setdefault(owners.get(client.local_port), set()).add(client.label.split("-")[1])
+    feeds_of = {pid: {c.label.split("-")[1] for c in held}
+                for pid, held in clients_by_worker(server, clients).items()}
     victim = max(server.worker_pids(), key=lambda pid: len(feeds_of.get(pid, ())))
     feeds = len(feeds_of.get(victim, ()))
     big = "x" * 4900

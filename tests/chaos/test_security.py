@@ -16,7 +16,7 @@ from tests.chaos.harness import SECRETS, record, remember
 from tests.e2e.test_websocket import hostile_origins
 from tests.support.clients import RestUser
 from tests.support.load import Conn, PollClient, SSEClient, WSClient, request_bytes
-from tests.support.procs import wait_until, worker_of_peers
+from tests.support.procs import clients_by_worker, wait_until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e, pytest.mark.redis]
 
@@ -255,8 +255,7 @@ def test_logout_closes_the_users_streams_on_every_worker_within_2_s(server):
         for client in clients:
             assert client.wait_established(timeout=5) is not None
         gevent.sleep(0.3)  # the long-polls are waiting
-        owners = worker_of_peers(server.port)
-        workers = {owners.get(c.local_port) for c in clients if c.transport != "poll"}
+        workers = set(clients_by_worker(server, [c for c in clients if c.transport != "poll"]))
         if len(workers) == 2:
             break
         clients += [SSEClient(base(server), "feed", alice.token),

@@ -19,6 +19,21 @@ def worker_of_peers(port):
     return owners
 
 
+def clients_by_worker(server, clients):
+    """Return ``{worker pid: [clients]}`` for *clients* connected to *server* right now.
+
+    The kernel decides which worker accepts each connection, and one worker may take them all:
+    tests that need streams on a given worker look here.
+    """
+    owners = worker_of_peers(server.port)
+    by_worker = {}
+    for client in clients:
+        pid = owners.get(client.local_port)
+        if pid:
+            by_worker.setdefault(pid, []).append(client)
+    return by_worker
+
+
 def rss_kib(pid):
     """Return the resident set size of *pid* in KiB (0 when it is gone)."""
     try:
