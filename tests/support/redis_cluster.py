@@ -10,12 +10,19 @@ from pathlib import Path
 import redis
 
 
-def cluster_port():
-    """Return a free port P below 45535 whose bus port P + 10000 is free too."""
-    while True:
+def cluster_ports(count):
+    """Return *count* free ports P below 45535 whose bus ports P + 10000 are free too.
+
+    None of them is another's bus port: nothing is bound yet when they are chosen.
+    """
+    ports, taken = [], set()
+    while len(ports) < count:
         port = random.randint(20000, 45000)
-        if all(_free(p) for p in (port, port + 10000)):
-            return port
+        pair = {port, port + 10000}
+        if not pair & taken and all(_free(p) for p in pair):
+            ports.append(port)
+            taken |= pair
+    return ports
 
 
 def _free(port):
@@ -32,7 +39,7 @@ class RedisCluster:
 
     def __init__(self, directory, nodes=6):
         self.directory = Path(directory)
-        self.ports = [cluster_port() for _ in range(nodes)]
+        self.ports = cluster_ports(nodes)
         self.processes = {}
         self.url = f"redis://127.0.0.1:{self.ports[0]}/0"
 
