@@ -232,7 +232,11 @@ class Connection:
             return
         kind = message.get("type") if isinstance(message, dict) else None
         if kind == schema.PING:
-            self.reply(schema.PONG, timestamp=schema.now_ms())
+            # The client's own timestamp comes back unchanged, so it can time its round trip.
+            self.reply(schema.PONG, timestamp=message.get("timestamp", schema.now_ms()),
+                       server_time=schema.now_ms())
+        elif kind == schema.PONG:
+            pass  # an answer to the server's ping: nothing to do
         elif kind == schema.TYPING and self.post_id and self.author:
             announce_typing_as(self.author, self.post_id)
         else:

@@ -71,8 +71,10 @@ def test_sse_sends_no_permissive_cors_headers(server):
 def test_ping_pong_errors_and_the_socket_stays_open(server):
     alice = RestUser(server.url, "alice")
     ws = open_ws(server, "feed", alice)
-    ws.send({"type": "ping", "timestamp": 1})
-    assert isinstance(ws.wait_type("pong")[0]["timestamp"], int)
+    ws.send({"type": "ping", "timestamp": 1234567890})
+    pong = ws.wait_type("pong")[0]
+    assert pong["timestamp"] == 1234567890 and isinstance(pong["server_time"], int)
+    ws.send({"type": "pong", "timestamp": 1})  # an answer to the server's ping: no error
     ws.send("{not json")
     ws.send({"type": "launch_missiles"})
     ws.send([1, 2])
