@@ -30,7 +30,6 @@ class FeedClient:
         self.timeout = timeout
         self.user = None
         self.http = requests.Session()
-        self.http.verify = verify
         # Refresh tokens rotate and a reused one revokes the session: streams in several
         # threads that see token_expired together must refresh once, not once each.
         self._refresh_lock = threading.Lock()
@@ -98,8 +97,9 @@ class FeedClient:
             sent = dict(headers or {})
             if auth and token:
                 sent["Authorization"] = f"Bearer {token}"
+            # verify per request: a session's own is overridden by REQUESTS_CA_BUNDLE.
             response = self.http.request(method, self.base_url + path, json=json, params=params,
-                                         headers=sent, timeout=self.timeout)
+                                         headers=sent, timeout=self.timeout, verify=self.verify)
             if response.ok:
                 return response.json() if response.content else None
             error = ApiError.from_response(response)

@@ -80,7 +80,6 @@ class Subscription:
         self._token = None  # the access token the current connection was opened with
         self._close = self._abort = None
         self._http = requests.Session()
-        self._http.verify = client.verify
         self._events = self._run()
 
     def __iter__(self):
@@ -188,7 +187,7 @@ class Subscription:
         if self.last_event_id:
             headers["Last-Event-ID"] = self.last_event_id
         response = self._http.get(f"{self.client.base_url}/stream/{self.path}", params=params,
-                                  headers=headers, stream=True,
+                                  headers=headers, stream=True, verify=self.client.verify,
                                   timeout=(self.connect_timeout, self.silence_seconds))
         self._hold(response.close, response.raw.shutdown)
         if response.status_code != 200:
@@ -234,6 +233,7 @@ class Subscription:
             if cursor:
                 params["cursor"] = cursor
             response = self._http.get(url, params=params, headers=headers,
+                                      verify=self.client.verify,
                                       timeout=(self.connect_timeout, wait + 10))
             if response.status_code != 200:
                 raise ApiError.from_response(response)
