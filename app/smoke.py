@@ -122,14 +122,15 @@ class Smoke:
                        "connection_established", self.timeout)
         return watcher
 
-    def arrives(self, action, *expected):
+    def arrives(self, action, *expected, timeout=None):
         """Do *action*, then wait for each ``(watcher, event type, match)`` of *expected*."""
+        timeout = timeout or self.timeout
         sent = time.time()
         action()
         latencies = []
         for watcher, event_type, match in expected:
             arrived, event = watcher.expect(lambda e: e["type"] == event_type and match(e),
-                                            event_type, self.timeout)
+                                            event_type, timeout)
             if event_type != "typing" and not (event.get("id") and event.get("ts")):
                 raise SmokeFailure(f"{event_type} on the {watcher.name} has no id or ts: {event}")
             latencies.append(f"{watcher.name} {1000 * (arrived - sent):.0f} ms")
@@ -202,9 +203,7 @@ class Smoke:
         step("a comment like: comment_like on the post"
              + (", notification on the feed" if self.notifications else ""),
              lambda: arrives(lambda: author.like_comment(comment["id"]), *liked))
-        step("typing: typing on the post", lambda: arrives(
-            lambda: author.typing(pid),
-            (on_post, "typing", lambda e: e["user"]["id"] == author.user["id"])))
+        step("typing: typing on the post", lambda: self.typing(on_post, author, pid))
         step("a comment deleted: comment_deleted on the post", lambda: arrives(
             lambda: author.delete_comment(comment["id"]),
             (on_post, "comment_deleted", lambda e: e["comment_id"] == comment["id"])))
@@ -216,6 +215,20 @@ class Smoke:
         step("nothing on the wrong channel", lambda: self.channels_kept(feed, resumed, on_post))
         for watcher in (feed, on_post, resumed):
             watcher.close()
+
+    def typing(self, on_post, author, pid):
+        """Announce typing until it arrives: typing is never replayed, so one announced
+        between two long-polls is lost, and a typing user announces again (at most every 2 s)."""
+        attempts = max(1, round(self.timeout / 2.5))
+        for attempt in range(1, attempts + 1):
+            try:
+                return self.arrives(lambda: author.typing(pid), (
+                    on_post, "typing", lambda e: e["user"]["id"] == author.user["id"]),
+                    timeout=2.5)
+            except SmokeFailure:
+                if attempt == attempts:
+                    raise
+        return None
 
     def resume(self, transport, feed, author, reader):
         """Close *feed*, post, reopen it from its last id; return the new watcher."""
