@@ -23,7 +23,8 @@ class ApiError(Exception):
             error = json.loads(body)["error"]
             code, message, fields = error["code"], error["message"], error.get("fields")
         except (ValueError, KeyError, TypeError):
-            code, message, fields = "http_error", (body or b"")[:200].decode("utf-8", "replace"), None
+            text = (body or b"")[:200].decode("utf-8", "replace")
+            code, message, fields = "http_error", text, None
         retry_after = None
         for name, value in (headers or {}).items():
             if name.lower() == "retry-after":
