@@ -11,10 +11,13 @@ CONF = ROOT / "deploy" / "nginx.conf"
 
 
 def self_signed_certificate(directory):
-    """Create a self-signed certificate for 127.0.0.1; return (cert path, key path)."""
+    """Create a self-signed certificate for 127.0.0.1; return (cert path, key path).
+
+    The address is in subjectAltName, so a client given the certificate as its CA verifies it.
+    """
     cert, key = Path(directory) / "feed.crt", Path(directory) / "feed.key"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
                    check=True, capture_output=True, timeout=60)
     return cert, key
 
