@@ -1,4 +1,4 @@
-"""Security headers on every answer.
+"""Security headers on every answer, and where a request comes from.
 
 One ``after_request`` hook rather than flask-talisman: the headers are a fixed set (only
 ``connect-src`` names the request's host), and Talisman's defaults (an HTTPS redirect, HSTS, its
@@ -27,6 +27,14 @@ HEADERS = {
 }
 
 
+def own_origin():
+    """Return this server's origin as the browser sees it (after ProxyFix, when configured).
+
+    The same rule as the WebSocket handshake's Origin check.
+    """
+    return f"{request.scheme}://{request.host}"
+
+
 def _connect_src():
     # CSP 3 lets 'self' match ws(s): to the same host, but browsers before it (older Safari)
     # do not: name the page's own WebSocket origin. A Host header that is not a plain host
@@ -47,6 +55,28 @@ def add_security_headers(response):
     for name, value in HEADERS.items():
         headers.setdefault(name, value)
     return response
+
+
+def cross_site_reason():
+    """Return why the current unsafe request comes from another site, or None.
+
+    What the browser says is trusted: ``Sec-Fetch-Site`` (``cross-site``, or ``same-site``:
+    another port or subdomain of this host is not us) and ``Origin`` (present and not ours,
+    including ``null`` from sandboxed frames and privacy modes). A request with neither is
+    not from a current browser; the forms that matter check a token for it.
+    """
+    site = request.headers.get("Sec-Fetch-Site")
+    if site in ("cross-site", "same-site"):
+        return f"the browser reports that it was sent from another site (Sec-Fetch-Site: {site})"
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != own_origin():
+        return f"it was sent from {origin}, not from {own_origin()}"
+    return None
+
+
+def browser_vouches():
+    """Return whether the browser said where the request comes from (Sec-Fetch-Site, Origin)."""
+    return "Sec-Fetch-Site" in request.headers or "Origin" in request.headers
 
 
 def init_app(app):

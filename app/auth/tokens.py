@@ -45,7 +45,8 @@ def init_app(app):
 
 
 def cookie_names(secure):
-    """Return the flask-jwt-extended cookie-name settings for Secure cookies or not.
+    """Return the cookie-name settings (flask-jwt-extended's, and the sign-in forms'
+    pre-session cookie) for Secure cookies or not.
 
     Secure cookies get the browser-enforced prefixes: ``__Host-`` (Secure, Path=/, no Domain,
     so neither a subdomain nor a plain-HTTP page can set or shadow it) where the path is /,
@@ -56,7 +57,8 @@ def cookie_names(secure):
     return {"JWT_ACCESS_COOKIE_NAME": f"{host}access_token_cookie",
             "JWT_ACCESS_CSRF_COOKIE_NAME": f"{host}csrf_access_token",
             "JWT_REFRESH_COOKIE_NAME": f"{narrow}refresh_token_cookie",
-            "JWT_REFRESH_CSRF_COOKIE_NAME": f"{host}csrf_refresh_token"}
+            "JWT_REFRESH_CSRF_COOKIE_NAME": f"{host}csrf_refresh_token",
+            "LOGIN_CSRF_COOKIE_NAME": f"{host}login_csrf"}
 
 
 def _unauthorized(code, message):
