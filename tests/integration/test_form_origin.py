@@ -118,3 +118,22 @@ def test_get_logout_asks_before_signing_out(client):
     assert page.status_code == 200 and 'action="/logout"' in page.text
     assert f'name="csrf_token" value="{access_csrf(client)}"' in page.text
     assert signed_in_as(client) == username
+
+
+class TestBehindAProxy:
+    """Behind nginx the server's origin is the one the proxy forwards (ProxyFix)."""
+
+    @pytest.fixture
+    def app_config(self):
+        return {"PROXY_COUNT": 1}
+
+    def test_the_forwarded_origin_is_ours(self, client):
+        forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "feed.example",
+                     "X-Forwarded-For": "203.0.113.9"}
+        data = {"username": "proxied_user", "password": "password123"}
+        refused = client.post("/register", data=data,
+                              headers={**HTML, **forwarded, "Origin": "http://localhost"})
+        assert refused.status_code == 403 and REFUSED in refused.text
+        accepted = client.post("/register", data=data,
+                               headers={**HTML, **forwarded, "Origin": "https://feed.example"})
+        assert accepted.status_code == 302
