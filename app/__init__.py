@@ -18,7 +18,7 @@ def create_app(config=None):
     app.config.from_mapping(config or {})
     app.url_map.strict_slashes = False  # /ws/feed/ works as well as /ws/feed
 
-    from app import database, ratelimit
+    from app import database, ratelimit, security
     from app.auth import tokens
     from app.broker import extension as broker
     from app.transports import websocket
@@ -28,6 +28,7 @@ def create_app(config=None):
     broker.init_app(app)
     ratelimit.init_app(app)
     websocket.init_app(app)
+    security.init_app(app)
     register_blueprints(app)
     register_error_handlers(app)
     app.before_request(_refuse_large_bodies)

@@ -109,7 +109,8 @@ def load_config(instance_path, env=None):
         "JWT_SECRET_KEY": secret,
         "ACCESS_TOKEN_SECONDS": env_int(env, "ACCESS_TOKEN_SECONDS", 900, minimum=5),
         "REFRESH_TOKEN_SECONDS": env_int(env, "REFRESH_TOKEN_SECONDS", 30 * 86400, minimum=60),
-        "COOKIE_SECURE": env_bool(env, "COOKIE_SECURE", False),
+        # Secure (and __Host-/__Secure- names) except on `make run`'s plain-HTTP server.
+        "COOKIE_SECURE": env_bool(env, "COOKIE_SECURE", not development),
         "ALLOWED_ORIGINS": env_list(env, "ALLOWED_ORIGINS"),
         "PROXY_COUNT": env_int(env, "PROXY_COUNT", 0, minimum=0, maximum=5),
         "STREAMS_PER_USER": env_int(env, "STREAMS_PER_USER", 20, minimum=1),

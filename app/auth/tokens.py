@@ -18,7 +18,8 @@ from app.models import User
 
 def init_app(app):
     """Configure flask-jwt-extended from ``ACCESS_TOKEN_SECONDS``, ``REFRESH_TOKEN_SECONDS``
-    and ``COOKIE_SECURE``, and map every token failure to the contract's codes."""
+    and ``COOKIE_SECURE`` (which also picks the cookies' names, see :func:`cookie_names`), and
+    map every token failure to the contract's codes."""
     config = app.config
     config.setdefault("JWT_TOKEN_LOCATION", ["headers", "cookies"])
     config.setdefault("JWT_ACCESS_TOKEN_EXPIRES", timedelta(seconds=config["ACCESS_TOKEN_SECONDS"]))
@@ -31,13 +32,33 @@ def init_app(app):
     config.setdefault("JWT_SESSION_COOKIE", False)
     config.setdefault("JWT_REFRESH_COOKIE_PATH", "/api/auth/")
     config.setdefault("JWT_REFRESH_CSRF_COOKIE_PATH", "/")
+    for key, name in cookie_names(config["JWT_COOKIE_SECURE"]).items():
+        config.setdefault(key, name)
     jwt.init_app(app)
     # Replace the extension's own handlers, registered by init_app, with the envelope.
     app.register_error_handler(CSRFError, lambda e: error_response(
-        Forbidden("missing or wrong CSRF token: send the csrf_access_token cookie's value "
+        Forbidden(f"missing or wrong CSRF token: send the "
+                  f"{config['JWT_ACCESS_CSRF_COOKIE_NAME']} cookie's value "
                   "in the X-CSRF-TOKEN header")))
     app.register_error_handler(NoAuthorizationError, lambda e: error_response(
         Unauthorized("authentication required", code="token_missing")))
+
+
+def cookie_names(secure):
+    """Return the cookie-name settings (flask-jwt-extended's, and the sign-in forms'
+    pre-session cookie) for Secure cookies or not.
+
+    Secure cookies get the browser-enforced prefixes: ``__Host-`` (Secure, Path=/, no Domain,
+    so neither a subdomain nor a plain-HTTP page can set or shadow it) where the path is /,
+    and ``__Secure-`` for the refresh cookie, which only travels to ``/api/auth/``. Over plain
+    HTTP (``make run``) a browser refuses prefixed names, so they stay plain.
+    """
+    host, narrow = ("__Host-", "__Secure-") if secure else ("", "")
+    return {"JWT_ACCESS_COOKIE_NAME": f"{host}access_token_cookie",
+            "JWT_ACCESS_CSRF_COOKIE_NAME": f"{host}csrf_access_token",
+            "JWT_REFRESH_COOKIE_NAME": f"{narrow}refresh_token_cookie",
+            "JWT_REFRESH_CSRF_COOKIE_NAME": f"{host}csrf_refresh_token",
+            "LOGIN_CSRF_COOKIE_NAME": f"{host}login_csrf"}
 
 
 def _unauthorized(code, message):

@@ -9,4 +9,6 @@ from flask import Blueprint
 bp = Blueprint("pages", __name__)
 
 # Each module registers its routes, error handlers or template helpers on bp.
-from app.pages import account, console, errors, feed, posts, templating, users, viewer  # noqa: E402,F401
+from app.pages import (  # noqa: E402,F401
+    account, console, errors, feed, guard, posts, templating, users, viewer,
+)

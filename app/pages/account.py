@@ -16,7 +16,8 @@ from app.auth import stores, tokens
 from app.broker.extension import current_broker
 from app.errors import ApiError
 from app.pages import bp
-from app.pages.viewer import safe_next
+from app.pages.guard import check_login_form_token
+from app.pages.viewer import current_viewer, safe_next
 from app.ratelimit import limiter
 from app.services import users
 
@@ -46,6 +47,7 @@ def register():
     """Show the sign-up form; create the account and sign it in."""
     if request.method == "GET":
         return render_template("pages/register.html", fields={}, form={})
+    check_login_form_token()
     data = {"username": request.form.get("username", ""),
             "password": request.form.get("password", ""),
             "display_name": request.form.get("display_name") or None}
@@ -63,6 +65,7 @@ def login():
     """Show the sign-in form; check the credentials and start a session."""
     if request.method == "GET":
         return render_template("pages/login.html", fields={}, form={})
+    check_login_form_token()
     data = {"username": request.form.get("username", ""),
             "password": request.form.get("password", "")}
     try:
@@ -71,6 +74,14 @@ def login():
     except ApiError as error:
         return _form_error("pages/login.html", error)
     return _signed_in_redirect(user)
+
+
+@bp.get("/logout")
+def confirm_logout():
+    """Ask before signing out: a link or an image on another site must not sign anyone out."""
+    if current_viewer() is None:
+        return redirect(url_for("pages.index"))
+    return render_template("pages/logout.html")
 
 
 @bp.post("/logout")

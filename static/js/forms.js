@@ -1,7 +1,7 @@
 // Forms work without JavaScript (they post to page routes and redirect). With it, the
 // frequent ones go through the JSON API instead, so the page and its live connection stay;
 // when the API call fails for any reason, the form is submitted the ordinary way.
-import { api, cookie } from "./session.js";
+import { api, csrfToken } from "./session.js";
 
 /**
  * Enhance the page's forms. *handlers* maps a form's data-role to
@@ -34,7 +34,7 @@ export function enhanceForms(handlers) {
 /** Put the current CSRF token in the form: a session refresh replaces the cookie's value. */
 function refreshCsrfField(form) {
   const field = form.querySelector("input[name=csrf_token]");
-  const current = cookie("csrf_access_token");
+  const current = csrfToken();
   if (field && current) field.value = current;
 }
 

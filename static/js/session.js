@@ -8,6 +8,16 @@ export function cookie(name) {
   return found ? decodeURIComponent(found.slice(prefix.length)) : "";
 }
 
+// The CSRF cookies' names: "__Host-" ones when the server marks its cookies Secure (the page
+// says which, on <body>), plain ones on the development server over HTTP.
+const CSRF_COOKIE = document.body.dataset.csrfCookie || "csrf_access_token";
+const REFRESH_CSRF_COOKIE = document.body.dataset.refreshCsrfCookie || "csrf_refresh_token";
+
+/** Return the CSRF token to send with an unsafe request of the signed-in session, or "". */
+export function csrfToken() {
+  return cookie(CSRF_COOKIE);
+}
+
 let refreshing = null;
 let refreshTimer = 0;
 
@@ -17,7 +27,7 @@ export function refreshSession() {
   refreshing ??= fetch("/api/auth/refresh", {
     method: "POST",
     credentials: "same-origin",
-    headers: { "X-CSRF-TOKEN": cookie("csrf_refresh_token"), Accept: "application/json" },
+    headers: { "X-CSRF-TOKEN": cookie(REFRESH_CSRF_COOKIE), Accept: "application/json" },
   })
     .then(async (response) => {
       if (!response.ok) return false;
@@ -35,14 +45,16 @@ export function refreshSession() {
  * drops it) while its refresh cookie lives on. Resolves to whether the page should reload.
  */
 export async function resumeSession() {
-  if (!cookie("csrf_refresh_token")) return false;
+  if (!cookie(REFRESH_CSRF_COOKIE)) return false;
   // A page that still renders signed out after a renewal must not reload forever.
   const last = Number(sessionStorage.getItem("session-resumed-at")) || 0;
   if (Date.now() - last < 10_000) return false;
   sessionStorage.setItem("session-resumed-at", String(Date.now()));
   if (await refreshSession()) return true;
   // Revoked or expired for good: forget it, or every page would try again.
-  document.cookie = "csrf_refresh_token=; Max-Age=0; Path=/; SameSite=Lax";
+  // A "__Host-" cookie can only be replaced by one that is Secure too.
+  const secure = REFRESH_CSRF_COOKIE.startsWith("__") ? "; Secure" : "";
+  document.cookie = `${REFRESH_CSRF_COOKIE}=; Max-Age=0; Path=/; SameSite=Lax${secure}`;
   return false;
 }
 
@@ -71,7 +83,7 @@ export function scheduleRefresh(expiresAt) {
 export async function api(method, path, body) {
   const send = () => {
     const headers = { Accept: "application/json" };
-    if (method !== "GET") headers["X-CSRF-TOKEN"] = cookie("csrf_access_token");
+    if (method !== "GET") headers["X-CSRF-TOKEN"] = csrfToken();
     if (body !== undefined) headers["Content-Type"] = "application/json";
     return fetch(path, {
       method, headers, credentials: "same-origin",

@@ -8,6 +8,7 @@ import pytest
 from tests.browser.hooks import having, parse
 
 HTML = {"Accept": "text/html"}
+ORIGIN = "http://localhost"  # the test client's server
 REACTIONS = ("like", "love", "haha", "wow", "sad", "angry")
 
 
@@ -16,6 +17,14 @@ class Visitor:
 
     def __init__(self, app):
         self.client = app.test_client()
+        self.names = {kind: app.config[f"JWT_{kind.upper()}_COOKIE_NAME"]
+                      for kind in ("access", "refresh", "access_csrf")}
+
+    def cookie(self, kind):
+        """Return this visitor's ``access``, ``refresh`` or ``access_csrf`` cookie, or None."""
+        # Not get_cookie(): it looks at Path=/ only, and the refresh cookie's is /api/auth/.
+        return next((c for c in self.client._cookies.values() if c.key == self.names[kind]),
+                    None)
 
     def get(self, path, status=200):
         response = self.client.get(path, headers=HTML)
@@ -23,14 +32,15 @@ class Visitor:
         return response.get_data(as_text=True)
 
     def csrf(self):
-        """Return the csrf_token the pages put in every form (the csrf_access_token cookie)."""
-        return self.client.get_cookie("csrf_access_token").value
+        """Return the csrf_token the pages put in every form (the access CSRF cookie)."""
+        return self.cookie("access_csrf").value
 
     def submit(self, path, status=302, **fields):
-        """Post a form as a browser would, with the hidden CSRF field; return the response."""
-        cookie = self.client.get_cookie("csrf_access_token")
+        """Post a form as a browser would, from this site's own page (its Origin), with the
+        hidden CSRF field; return the response."""
+        cookie = self.cookie("access_csrf")
         data = {"csrf_token": cookie.value if cookie else "", **fields}
-        response = self.client.post(path, data=data, headers=HTML)
+        response = self.client.post(path, data=data, headers={**HTML, "Origin": ORIGIN})
         assert response.status_code == status, (path, response.status_code,
                                                 response.get_data(as_text=True)[:500])
         return response
@@ -56,13 +66,12 @@ def post_ids(html):
 def test_register_sign_out_and_sign_in_with_forms(visitor):
     alice = visitor()
     username = alice.register("alice")
-    cookies = {c.key: c for c in alice.client._cookies.values()}
-    assert cookies["access_token_cookie"].http_only and cookies["refresh_token_cookie"].http_only
-    assert cookies["refresh_token_cookie"].path == "/api/auth/"
+    assert alice.cookie("access").http_only and alice.cookie("refresh").http_only
+    assert alice.cookie("refresh").path == "/api/auth/"
     assert 'data-role="composer"' in alice.get("/")
 
     assert alice.submit("/logout").headers["Location"] == "/"
-    assert alice.client.get_cookie("access_token_cookie") is None
+    assert alice.cookie("access") is None
     assert 'data-role="composer"' not in alice.get("/")
 
     wrong = alice.submit("/login", status=401, username=username, password="wrong-password")
@@ -75,7 +84,7 @@ def test_register_sign_out_and_sign_in_with_forms(visitor):
 def test_logout_revokes_the_session_for_the_api_too(visitor):
     alice = visitor()
     alice.register("alice")
-    token = alice.client.get_cookie("access_token_cookie").value
+    token = alice.cookie("access").value
     alice.submit("/logout")
     response = alice.client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401

@@ -256,8 +256,8 @@ def test_token_of_a_deleted_user_is_invalid(app, api, client):
 def _cookie_client(app, client, token):
     with app.app_context():
         csrf = decode_token(token)["csrf"]
-    client.set_cookie("access_token_cookie", token)
-    client.set_cookie("csrf_access_token", csrf)
+    client.set_cookie(app.config["JWT_ACCESS_COOKIE_NAME"], token)
+    client.set_cookie(app.config["JWT_ACCESS_CSRF_COOKIE_NAME"], csrf)
     return csrf
 
 

@@ -43,7 +43,10 @@ class Server:
                     "WEB_CONCURRENCY": str(workers), "JWT_SECRET_KEY": "e2e-secret-" + "s" * 40,
                     "STREAM_PING_SECONDS": "1", "GUNICORN_KEEPALIVE": "1",
                     "PASSWORD_HASH_TIME_COST": "1", "PASSWORD_HASH_MEMORY_KIB": "32",
-                    "RATELIMIT_ENABLED": "false", **env}
+                    "RATELIMIT_ENABLED": "false",
+                    # Plain HTTP on loopback, like `make run`: a Secure cookie would not come
+                    # back (requests) and "__Host-" names need it. Tests of Secure set "true".
+                    "COOKIE_SECURE": "false", **env}
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.log_path = Path(log_dir or "/tmp") / f"server-{self.port}.log"
         self.process = None

@@ -41,3 +41,10 @@ def test_a_secret_is_required_outside_development(tmp_path):
 def test_origins_are_split_on_commas_and_spaces(tmp_path):
     assert config(tmp_path, ALLOWED_ORIGINS="https://a.example, https://b.example  x")[
         "ALLOWED_ORIGINS"] == ["https://a.example", "https://b.example", "x"]
+
+
+def test_cookies_are_secure_outside_development_unless_the_operator_says(tmp_path):
+    assert config(tmp_path)["COOKIE_SECURE"] is True
+    assert config(tmp_path, COOKIE_SECURE="false")["COOKIE_SECURE"] is False
+    assert config(tmp_path, APP_ENV="development")["COOKIE_SECURE"] is False
+    assert config(tmp_path, APP_ENV="development", COOKIE_SECURE="true")["COOKIE_SECURE"] is True
