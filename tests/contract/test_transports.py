@@ -140,3 +140,27 @@ def test_trailing_slashes_are_accepted(server, user, subscribe, transport):
     assert subscriber.status in (200, 101)
     alice.post("slash")
     subscriber.wait_type("new_post")
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_post_id_in_any_case_or_form_names_the_same_channel(user, subscribe, transport):
+    alice, bob = user(), user()
+    post = alice.post("case")
+    spellings = [post["id"].upper(), uuid.UUID(post["id"]).hex.upper()]
+    odd = [subscribe(transport, f"post/{spelling}", bob.token) for spelling in spellings]
+    listener = subscribe("sse", f"post/{post['id']}", alice.token)
+    for subscriber in (*odd, listener):
+        _ready(subscriber)
+    typist = subscribe("ws", f"post/{spellings[0]}", bob.token)
+    _ready(typist)
+    typist.send({"type": "typing"})
+    [typing] = listener.wait_type("typing")
+    assert typing["post_id"] == post["id"] and typing["user"]["id"] == bob.id
+    carol = user()
+    assert carol.call("POST", f"/api/posts/{spellings[1]}/typing").status_code == 202
+    typing = listener.wait_type("typing", count=2)[1]
+    assert typing["post_id"] == post["id"] and typing["user"]["id"] == carol.id
+    alice.call("PUT", f"/api/posts/{post['id']}/reaction", json={"type": "wow"})
+    for subscriber in odd:
+        assert subscriber.wait_type("post_reaction")[0]["post_id"] == post["id"]
+        assert subscriber.wait_type("typing")[0]["post_id"] == post["id"]
