@@ -1,4 +1,5 @@
 """Request and response schemas: they validate requests and generate the OpenAPI document."""
+import unicodedata
 from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -33,13 +34,28 @@ class ContentBody(Body):
         return value
 
 
+# Controls (Cc), format characters (Cf: bidi overrides such as U+202E, zero-width spaces and
+# joiners, soft hyphens) and line or paragraph separators: invisible, or they reorder or
+# break the text around them, so a display name holding one could read as someone else's.
+_HIDDEN_CATEGORIES = {"Cc", "Cf", "Zl", "Zp"}
+
+
+def _visible(value):
+    """Return *value*, or raise ValueError when it holds a control or format character."""
+    if value is not None and any(unicodedata.category(c) in _HIDDEN_CATEGORIES for c in value):
+        raise ValueError("must not contain control, format or invisible characters")
+    return value
+
+
 class RegisterIn(Body):
     username: str = Field(pattern=r"^[A-Za-z0-9_]{3,30}$",
                           json_schema_extra={"rule": "must be 3 to 30 letters, digits or _"})
     password: str = Field(min_length=8, max_length=128,
                           json_schema_extra={"rule": "must be 8 to 128 characters"})
-    display_name: Optional[str] = Field(None, min_length=1, max_length=50,
-                                        json_schema_extra={"rule": "must be 1 to 50 characters"})
+    display_name: Optional[str] = Field(None, min_length=1, max_length=50, json_schema_extra={
+        "rule": "must be 1 to 50 characters, without control or format characters"})
+
+    _visible_display_name = field_validator("display_name")(_visible)
 
 
 class LoginIn(Body):

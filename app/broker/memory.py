@@ -6,13 +6,19 @@ from app.broker.base import Broker, Replay
 from app.events.wire import Message, Position, new_epoch
 
 
-class _Channel:
-    __slots__ = ("epoch", "seq", "history")
+# How long a quiet channel's position (epoch and sequence number) outlives its history, as
+# the Redis broker's channel metadata does: a client that saw the last event may still resume.
+POSITION_GRACE_SECONDS = 7 * 86400
 
-    def __init__(self, max_events):
+
+class _Channel:
+    __slots__ = ("epoch", "seq", "history", "touched")
+
+    def __init__(self, now):
         self.epoch = new_epoch()
         self.seq = 0
-        self.history = deque(maxlen=max_events)  # (monotonic time, Message)
+        self.history = None  # a deque of (monotonic time, Message) once it has events
+        self.touched = now  # when it was made or last had an event
 
 
 class MemoryBroker(Broker):
@@ -20,35 +26,64 @@ class MemoryBroker(Broker):
 
     Suited to development and a single gunicorn worker. History is lost on restart, which the
     epoch in every id makes visible to resuming clients (they get ``resync_required``).
+
+    As Redis expires its keys, a channel quiet for ``history_max_seconds`` loses its history
+    (a resume from before its last event gets ``resync_required``), and one quiet for a week
+    more, with no local stream, is forgotten: memory follows the channels in use, not every
+    channel ever used.
+
+    :param clock: the monotonic clock, in seconds (tests pass their own).
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, clock=time.monotonic, **kwargs):
         super().__init__(**kwargs)
+        self._clock = clock
         self._channels = {}
         self._slots = {}
+        self._next_sweep = clock()
 
-    def _channel(self, name):
+    def _channel(self, name, now):
+        self._sweep(now)
         state = self._channels.get(name)
         if state is None:
-            state = self._channels[name] = _Channel(self.history_max_events)
+            state = self._channels[name] = _Channel(now)
         return state
+
+    def _sweep(self, now):
+        """Drop quiet channels' history, and forget long-quiet ones; at most once a minute."""
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + min(self.history_max_seconds, 60)
+        quiet_since = now - self.history_max_seconds
+        forget_since = quiet_since - POSITION_GRACE_SECONDS
+        listened = self.hub.channels
+        for name, state in list(self._channels.items()):
+            if state.touched >= quiet_since:
+                continue
+            if state.touched < forget_since and name not in listened:
+                del self._channels[name]
+            else:
+                state.history = None  # every event in it is past the window
 
     def publish(self, channels, event):
         """Append *event* to each channel's history and hand it to local subscribers."""
         head, tail = event.encode()
         ids = []
-        now = time.monotonic()
+        now = self._clock()
         for name in channels:
             event_id = None
             if event.replayable:
-                state = self._channel(name)
+                state = self._channel(name, now)
                 state.seq += 1
                 event_id = Position(state.epoch, state.seq).event_id
             message = Message(event.type, head + event_id.encode() + tail if event_id else head,
                               event_id, event.ts)
             if event_id:
+                if state.history is None:
+                    state.history = deque(maxlen=self.history_max_events)
                 self._trim(state, now)
                 state.history.append((now, message))
+                state.touched = now
             ids.append(event_id)
             self.hub.dispatch(name, message)
         self.stats["published"] += 1
@@ -62,7 +97,8 @@ class MemoryBroker(Broker):
 
     def read(self, channel, after=None):
         """Return the events of *channel* after *after* held in memory, or None to resync."""
-        state = self._channel(channel)
+        now = self._clock()
+        state = self._channel(channel, now)
         head = Position(state.epoch, state.seq)
         if after is None:
             return Replay(head, [])
@@ -71,7 +107,9 @@ class MemoryBroker(Broker):
         missed = state.seq - after.seq
         if missed == 0:
             return Replay(head, [])
-        self._trim(state, time.monotonic())
+        if state.history is None:
+            return Replay(head, None)
+        self._trim(state, now)
         if missed > len(state.history):
             return Replay(head, None)
         return Replay(head, [message for _, message in list(state.history)[-missed:]])

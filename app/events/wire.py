@@ -4,10 +4,16 @@ A published event is ``b"<type> <id> <ts> <json>"``: the header lets a worker ro
 and frame the event without decoding its JSON, so each event is encoded once, by its publisher.
 Ephemeral events carry ``-`` as their id.
 """
+import re
 import secrets
 from dataclasses import dataclass
 
 NO_ID = "-"
+
+# What ids of ours look like, in ASCII only: ``str.isdigit`` and ``int`` also take "²", "٣"
+# or "９", so an id from a client is matched against this before any of it is converted.
+# 18 digits keep the sequence number within a 64-bit integer and far beyond any channel's.
+_EVENT_ID = re.compile(r"([0-9A-Za-z]{1,40})-([0-9]{1,18})", re.ASCII)
 
 
 def new_epoch():
@@ -29,13 +35,15 @@ class Position:
 
     @staticmethod
     def parse(event_id):
-        """Return the position an event id names, or None when it is malformed."""
-        if not event_id or len(event_id) > 64:
+        """Return the position an event id names, or None when it is not one of ours.
+
+        Any text may come in (a ``Last-Event-ID`` header, a query, a cursor): what is not an
+        ASCII ``<epoch>-<seq>`` is None, which resuming streams answer with a fresh start.
+        """
+        match = _EVENT_ID.fullmatch(event_id.strip()) if isinstance(event_id, str) else None
+        if match is None:
             return None
-        epoch, _, seq = event_id.strip().rpartition("-")
-        if not epoch or not seq.isdigit() or not epoch.isalnum() or not epoch.isascii():
-            return None
-        return Position(epoch, int(seq))
+        return Position(match[1], int(match[2]))
 
 
 class Message:

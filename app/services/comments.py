@@ -1,6 +1,5 @@
 """Comments and their likes; each change announced on the post's channel."""
 from sqlalchemy import and_, delete, or_, select
-from sqlalchemy.exc import IntegrityError
 
 from app.errors import Forbidden
 from app.events import schema
@@ -11,6 +10,7 @@ from app.serializers import comment_json
 from app.services import notify
 from app.services.counts import like_counts
 from app.services.lookup import get_comment, get_post
+from app.services.upsert import insert
 
 
 def _announce(post_id, event_type, payload):
@@ -70,15 +70,10 @@ def set_like(user_id, comment_id, liked):
 
 
 def _like(user_id, comment_id):
-    if db.session.get(CommentLike, (comment_id, user_id)) is not None:
-        return False
-    db.session.add(CommentLike(comment_id=comment_id, user_id=user_id))
-    try:
-        db.session.commit()
-    except IntegrityError:  # the same like, committed concurrently
-        db.session.rollback()
-        return False
-    return True
+    added = db.session.execute(insert(CommentLike).values(
+        comment_id=comment_id, user_id=user_id).on_conflict_do_nothing()).rowcount
+    db.session.commit()
+    return bool(added)
 
 
 def _unlike(user_id, comment_id):

@@ -1,22 +1,19 @@
 """Follows between users; idempotent both ways."""
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 
 from app.errors import ApiError
 from app.extensions import db
 from app.models import Follow
+from app.services.upsert import insert
 
 
 def follow(viewer_id, target):
     """Make *viewer_id* follow *target*; following twice changes nothing."""
     if target.id == viewer_id:
         raise ApiError("you cannot follow yourself", code="bad_request", status=400)
-    if db.session.get(Follow, (viewer_id, target.id)) is None:
-        db.session.add(Follow(follower_id=viewer_id, followee_id=target.id))
-        try:
-            db.session.commit()
-        except IntegrityError:  # the same follow, committed concurrently
-            db.session.rollback()
+    db.session.execute(insert(Follow).values(follower_id=viewer_id, followee_id=target.id)
+                       .on_conflict_do_nothing())
+    db.session.commit()
 
 
 def unfollow(viewer_id, target):

@@ -11,7 +11,7 @@ from app.models import Comment, Post, User
 _USERNAME = re.compile(r"[A-Za-z0-9_]{3,30}")
 
 
-def _canonical_uuid(value):
+def canonical_uuid(value):
     """Return *value* as the lower-case hyphenated UUID the ids are stored as, or None."""
     try:
         return str(uuid.UUID(value))
@@ -21,7 +21,7 @@ def _canonical_uuid(value):
 
 def _by_id(model, row_id, what):
     """Return the *model* row of a UUID given in any case; raise :class:`NotFound` otherwise."""
-    row_id = _canonical_uuid(row_id)
+    row_id = canonical_uuid(row_id)
     row = db.session.get(model, row_id) if row_id else None
     if row is None:
         raise NotFound(f"no such {what}")

@@ -9,6 +9,7 @@ from app.serializers import reaction_data
 from app.services.counts import reaction_counts
 from app.services.lookup import get_post
 from app.services.posts import publish_post_event
+from app.services.upsert import insert
 
 
 def _changed(post):
@@ -25,13 +26,13 @@ def set_reaction(user_id, post_id, reaction_type):
         raise ValidationFailed("type must be one of " + ", ".join(REACTION_TYPES),
                                fields={"type": "unknown reaction type"})
     post = get_post(post_id)
-    reaction = db.session.get(Reaction, (post.id, user_id))
-    if reaction is not None and reaction.type == reaction_type:
+    upsert = insert(Reaction).values(post_id=post.id, user_id=user_id, type=reaction_type)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=[Reaction.post_id, Reaction.user_id], set_={"type": upsert.excluded.type},
+        where=Reaction.type != upsert.excluded.type)
+    if not db.session.execute(upsert).rowcount:
+        db.session.rollback()
         return reaction_data(reaction_counts([post.id])[post.id])  # unchanged: nothing to announce
-    if reaction is None:
-        db.session.add(Reaction(post_id=post.id, user_id=user_id, type=reaction_type))
-    else:
-        reaction.type = reaction_type
     return _changed(post)
 
 

@@ -6,7 +6,7 @@ from app.events.channels import post_channel
 from app.ratelimit import allow
 from app.serializers import author_json
 from app.services import notify
-from app.services.lookup import get_post
+from app.services.lookup import canonical_uuid, get_post
 
 
 def announce_typing(user, post_id):
@@ -20,7 +20,10 @@ def announce_typing_as(author, post_id):
 
     At most one announcement per user per post per ``TYPING_THROTTLE`` (default 2 s): a
     keystroke stream becomes one event every few seconds. Returns whether it was published.
+    *post_id* may be spelled as in a URL (any case, with or without hyphens): the event goes
+    to the one channel every stream of the post listens on.
     """
+    post_id = canonical_uuid(post_id)
     if not allow(current_app.config["TYPING_THROTTLE"], "typing", author["id"], post_id):
         return False
     notify.publish([post_channel(post_id)],

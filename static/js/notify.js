@@ -1,5 +1,6 @@
 // Browser notifications for new posts while the tab is hidden. Permission is asked only
 // from the header button, never on load.
+import { nameWithHandle } from "./render.js";
 
 /** Show the "notify me" button while the person has not decided yet. */
 export function setUpNotifyButton() {
@@ -15,7 +16,7 @@ export function setUpNotifyButton() {
 /** Notify about *post* when this tab is hidden and notifications are allowed. */
 export function notifyNewPost(post) {
   if (!document.hidden || !("Notification" in window) || Notification.permission !== "granted") return;
-  const notification = new Notification(`${post.author.display_name} posted`, {
+  const notification = new Notification(`${nameWithHandle(post.author)} posted`, {
     body: post.content.slice(0, 140),
     tag: `post-${post.id}`,  // several tabs of one person notify once
   });

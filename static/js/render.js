@@ -17,6 +17,14 @@ function clone(name, id, username) {
   return template.content.firstElementChild;
 }
 
+/**
+ * Return how a notice names *user*: the display name, then the unique @username. Display
+ * names are free text (two people may pick the same one), so a notice never shows one alone.
+ */
+export function nameWithHandle(user) {
+  return `${user.display_name} (@${user.username})`;
+}
+
 function setField(root, name, text) {
   for (const node of root.querySelectorAll(`[data-field="${name}"]`)) node.textContent = text;
 }

@@ -12,9 +12,11 @@ class Person:
     :param browser: a Playwright browser.
     :param base_url: the server's URL.
     :param username: a fresh username.
+    :param display_name: what to type in the form's display name (none: the username).
     """
 
-    def __init__(self, browser, base_url, username, password="password123", viewport=None):
+    def __init__(self, browser, base_url, username, password="password123", viewport=None,
+                 display_name=None):
         self.base_url = base_url
         self.username = username
         self.password = password
@@ -26,6 +28,8 @@ class Person:
         self.page.goto("/register")
         self.page.fill("input[name=username]", username)
         self.page.fill("input[name=password]", password)
+        if display_name:
+            self.page.fill("input[name=display_name]", display_name)
         self.page.click("form[data-role=register] button[type=submit]")
         self.page.wait_for_url(f"{base_url}/")
 

@@ -121,4 +121,32 @@ def test_notification_for_a_hidden_tab_once_allowed(server, people):
     bob.post_id("tab is hidden")
     notifications = bob.page.evaluate("window.__notifications")
     assert [n["body"] for n in notifications] == ["Notified: Bob's tab is hidden"]
-    assert notifications[0]["title"] == f"{alice.username} posted"
+    assert notifications[0]["title"] == f"{alice.username} (@{alice.username}) posted"
+
+
+def test_notices_name_the_username_beside_a_look_alike_display_name(server, people):
+    alice = people(server, "alice", display_name="Alice")
+    mallory = people(server, "mallory", display_name="Alice")  # free text: anyone may pick it
+    bob = people(server, "bob")
+    bob.follow(alice)
+    bob.follow(mallory)
+    bob.context.add_init_script(NOTIFICATION_STUB + 'window.Notification.permission = "granted";')
+    bob.open("/")
+    mallory.open("/")
+    mallory.post("Alice here: send me your password")
+    toast = bob.page.locator(TOASTS, has_text="send me your password")
+    expect(toast).to_contain_text(f"Alice (@{mallory.username}) posted", timeout=2_000)
+
+    bob.page.evaluate("window.__hidden = true")
+    mallory.post("Hidden tab")
+    bob.post_id("Hidden tab")
+    titles = [n["title"] for n in bob.page.evaluate("window.__notifications")]
+    assert titles == [f"Alice (@{mallory.username}) posted"]
+
+    post_id = alice.post("Comment on this")
+    bob.open(f"/post/{post_id}")
+    mallory.open(f"/post/{post_id}")
+    mallory.page.fill("[data-role=comment-form] textarea[name=content]", "typing…")
+    expect(bob.page.locator("[data-role=typing]")).to_have_text(
+        f"Alice (@{mallory.username}) is typing…", timeout=2_000)
+    assert bob.errors == [] and mallory.errors == []

@@ -177,6 +177,15 @@ def test_each_reaction_type_replaces_the_previous_one(api):
         assert get_post(alice, post_id)["reaction_counts"] == {**ZERO, type_: 1}
 
 
+def test_only_a_changed_reaction_is_announced(app, api):
+    alice, bob = api.user("alice"), api.user("bob")
+    post_id = alice.post("announce")["id"]
+    for type_ in ("like", "like", "wow", "wow"):
+        react(bob, post_id, type_)
+    broker = app.extensions["broker"]
+    assert broker.read(f"post:{post_id}").head.seq == 2  # like, then wow
+
+
 def test_reactions_of_several_users_and_idempotence(api):
     alice, bob = api.user("alice"), api.user("bob")
     post_id = alice.post("popular")["id"]

@@ -4,6 +4,8 @@ import time
 import gevent
 import pytest
 
+from tests.support.clients import foreign_event_ids
+
 
 def poll(user, path="/poll/feed", **params):
     response = user.call("GET", path, query_string=params)
@@ -104,3 +106,13 @@ def test_logout_during_a_poll_answers_token_expired(api):
     body = poll(alice, cursor=cursor, timeout=1).get_json()
     logout.join()
     assert [e["type"] for e in body["events"]] == ["token_expired"]
+
+
+def test_a_cursor_that_is_not_ours_starts_afresh_with_resync(api):
+    alice = api.user("alice")
+    for cursor in foreign_event_ids():
+        response = poll(alice, cursor=cursor, timeout=0)
+        assert response.status_code == 200, cursor
+        body = response.get_json()
+        assert body["events"] == [{"type": "resync_required"}]
+        assert poll(alice, cursor=body["cursor"], timeout=0).get_json()["events"] == []

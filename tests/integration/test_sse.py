@@ -1,6 +1,7 @@
 """Server-Sent Events over the test client and the in-process broker."""
 import pytest
 
+from tests.support.clients import foreign_event_ids
 from tests.support.streams import open_stream
 
 
@@ -180,3 +181,13 @@ def test_logout_ends_the_stream_with_token_expired(client, api, streams):
     stream.until("token_expired")
     with pytest.raises(StopIteration):
         stream.next_events()
+
+
+def test_a_resume_id_that_is_not_ours_starts_afresh_with_resync(client, api, streams):
+    alice = api.user("alice")
+    for event_id in foreign_event_ids():
+        stream = streams(open_stream(client, "/stream/feed", headers=alice.headers,
+                                     query_string={"last_event_id": event_id}))
+        assert stream.status == 200, event_id
+        assert stream.until("resync_required")
+        stream.close()

@@ -153,10 +153,10 @@ class SSESubscriber(Subscriber):
 
     transport = "sse"
 
-    def __init__(self, base_url, path, token, last_event_id=None):
+    def __init__(self, base_url, path, token, last_event_id=None, params=None):
         super().__init__()
         self.reader = SSEReader(f"{base_url}/stream/{path}", token=token,
-                                last_event_id=last_event_id)
+                                last_event_id=last_event_id, params=params)
         self.status = self.reader.status
 
     @property
@@ -264,3 +264,13 @@ class PollSubscriber(Subscriber):
 
 
 SUBSCRIBERS = {"sse": SSESubscriber, "ws": WSSubscriber, "poll": PollSubscriber}
+
+
+def foreign_event_ids(digits=10_000):
+    """Return resume ids that are not ours, each of which must get a fresh start.
+
+    Unicode digits pass ``str.isdigit`` ("²" even fails ``int``), and *digits* makes a huge
+    number: a real server's request line holds about 4,000 bytes, so callers choose.
+    """
+    return ["ab-²", "1-٣", "９-9", "-1-1", "1-1e9", "ab-" + "9" * digits, "ab-1\x00", "ab--1",
+            "ab-", "-", " "]

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from app.events.channels import channel_kind, feed_channel, post_channel, post_event_channels
 from app.events.schema import NEW_POST, POST_REACTION, TYPING, Event, control
@@ -48,6 +50,35 @@ def test_channels_and_fan_out():
 ])
 def test_positions_parse_from_event_ids(event_id, expected):
     assert Position.parse(event_id) == expected
+
+
+# Parts of ids a client may send: Unicode digits ("²" is a digit to str.isdigit, and int()
+# refuses it), full-width and Arabic-Indic digits (int() takes them), signs, exponents, huge
+# numbers, NUL and empty parts.
+_PARTS = st.one_of(
+    st.text(), st.sampled_from(["", "-", "²", "٣", "９", "1e9", "+1", "\x00", " ", "_", "0x1f"]),
+    st.integers(min_value=-10**30, max_value=10**30).map(str),
+    st.text(alphabet=st.characters(categories=["Nd", "No", "Nl"]), min_size=1))
+
+
+@given(st.lists(_PARTS, max_size=5).map("-".join))
+@example("ab-²")
+@example("1-٣")
+@example("９-9")
+@example("-1-1")
+@example("1-1e9")
+@example("a-" + "9" * 10_000)
+@example("a-1\x00")
+@example("a--1")
+@example("a-1-")
+def test_any_text_parses_to_a_position_of_ours_or_none(text):
+    position = Position.parse(text)
+    if position is not None:
+        assert position.epoch.isascii() and position.epoch.isalnum()
+        assert 0 <= position.seq < 10**18
+        assert Position.parse(position.event_id) == position
+        epoch, _, seq = text.strip().rpartition("-")
+        assert epoch == position.epoch and seq.isascii() and int(seq) == position.seq
 
 
 def test_wire_round_trip_keeps_bytes_and_header():

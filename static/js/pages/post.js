@@ -2,7 +2,7 @@
 import { api } from "../session.js";
 import { sendContent } from "../forms.js";
 import { applyPostEvent, cardOf, react } from "./posts.js";
-import { insert, renderComment, setCommentCount, setLikeCount, setLiked, updatePost } from "../render.js";
+import { insert, nameWithHandle, renderComment, setCommentCount, setLikeCount, setLiked, updatePost } from "../render.js";
 
 const TYPING_SHOWN_MS = 4000;   // a typing notice fades when no new one comes
 const TYPING_SEND_MS = 3000;    // at most one announcement per this long (the server limits too)
@@ -98,7 +98,7 @@ function typingIndicator(element) {
     show(user) {
       clearTimeout(typists.get(user.id)?.timer);
       const timer = setTimeout(() => { typists.delete(user.id); render(); }, TYPING_SHOWN_MS);
-      typists.set(user.id, { name: user.display_name, timer });
+      typists.set(user.id, { name: nameWithHandle(user), timer });
       render();
     },
     clear(userId) {

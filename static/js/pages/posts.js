@@ -2,7 +2,7 @@
 import { api } from "../session.js";
 import { showToast } from "../toasts.js";
 import { notifyNewPost } from "../notify.js";
-import { insert, renderPost, setMyReaction, setReactionCounts, updatePost } from "../render.js";
+import { insert, nameWithHandle, renderPost, setMyReaction, setReactionCounts, updatePost } from "../render.js";
 import { sendContent } from "../forms.js";
 
 const PAGE_SIZE = 20;
@@ -56,7 +56,7 @@ export function startPostList(live, page) {
     insert(list, card);
     empty.hidden = true;
     if (fromOthers && post.author.id !== page.viewerId) {
-      showToast(`${post.author.display_name} posted: “${post.content.slice(0, 80)}”`, `/post/${post.id}`);
+      showToast(`${nameWithHandle(post.author)} posted: “${post.content.slice(0, 80)}”`, `/post/${post.id}`);
       notifyNewPost(post);
     }
   };
