@@ -162,6 +162,7 @@ def load_config(instance_path, env=None):
         "MAX_CONTENT_LENGTH": 64 * 1024,
         "PASSWORD_HASH_TIME_COST": env_int(env, "PASSWORD_HASH_TIME_COST", 3, minimum=1),
         "PASSWORD_HASH_MEMORY_KIB": env_int(env, "PASSWORD_HASH_MEMORY_KIB", 65536, minimum=32),
+        "PASSWORD_HASH_CONCURRENCY": env_int(env, "PASSWORD_HASH_CONCURRENCY", 2, minimum=1),
     }
 
 
