@@ -157,6 +157,8 @@ def load_config(instance_path, env=None):
         "RATELIMIT_WRITES": env_str(env, "RATELIMIT_WRITES", "30/second;1200/minute"),
         "RATELIMIT_TYPING": env_str(env, "RATELIMIT_TYPING", "10/second;300/minute"),
         "RATELIMIT_AUTH": env_str(env, "RATELIMIT_AUTH", "10/second;300/minute"),
+        "LOGIN_BACKOFF_AFTER": env_int(env, "LOGIN_BACKOFF_AFTER", 5, minimum=1),
+        "LOGIN_BACKOFF_MAX_SECONDS": env_int(env, "LOGIN_BACKOFF_MAX_SECONDS", 900, minimum=1),
         "RATELIMIT_STREAM_OPENS": env_str(env, "RATELIMIT_STREAM_OPENS", "50/second;1500/minute"),
         "TYPING_THROTTLE": env_str(env, "TYPING_THROTTLE", "1/2second"),
         "MAX_CONTENT_LENGTH": 64 * 1024,

@@ -5,7 +5,7 @@ in memory otherwise. ``RATELIMIT_ENABLED=false`` turns them off for load tests.
 """
 import time
 
-from flask import current_app, request
+from flask import current_app, g, request
 from flask_jwt_extended import get_jwt_identity, verify_jwt_in_request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
@@ -30,9 +30,11 @@ limiter = Limiter(key_func=_user_or_address)
 limit_writes = limiter.shared_limit(lambda: current_app.config["RATELIMIT_WRITES"], scope="writes")
 #: ``POST /api/posts/<id>/typing`` per user.
 limit_typing = limiter.limit(lambda: current_app.config["RATELIMIT_TYPING"])
-#: Registration and sign-in per client address, against password guessing.
-limit_auth = limiter.limit(lambda: current_app.config["RATELIMIT_AUTH"],
-                           key_func=get_remote_address)
+#: Registration and sign-in, by the API and by the pages' forms, share ONE budget per client
+#: address against password guessing: four routes must not give four times the guesses.
+#: Only POSTs count (showing a form is free).
+limit_auth = limiter.shared_limit(lambda: current_app.config["RATELIMIT_AUTH"], scope="sign-in",
+                                  key_func=get_remote_address, methods=["POST"])
 #: Opening an SSE stream or a WebSocket, per client address, shared by both transports and by
 #: every worker: a script opening sockets in a loop is refused (429, before any upgrade) instead
 #: of costing a subscription each. Generous by default, as many people can share one address;
@@ -51,6 +53,17 @@ def init_app(app):
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     limiter.init_app(app)
     app.register_error_handler(RateLimitExceeded, _rate_limited)
+    # Flask's after-request functions run last-registered first: at the front, this one runs
+    # after Flask-Limiter's, which sets Retry-After from its own window on every response.
+    app.after_request_funcs.setdefault(None, []).insert(0, keep_own_retry_after)
+
+
+def keep_own_retry_after(response):
+    """Restore a ``Retry-After`` the view chose (``g.retry_after``) over Flask-Limiter's, which
+    would tell a user backing off for 1 s to wait out the sign-in limit's whole minute."""
+    if "retry_after" in g:
+        response.headers["Retry-After"] = g.retry_after
+    return response
 
 
 def _rate_limited(exc):

@@ -2,7 +2,7 @@
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app.auth import passwords
+from app.auth import guessing, passwords
 from app.errors import Conflict, Unauthorized
 from app.extensions import db
 from app.models import User
@@ -25,7 +25,12 @@ def register(username, password, display_name=None):
 
 
 def authenticate(username, password):
-    """Return the user whose name and password match; raise 401 ``invalid_credentials``."""
+    """Return the user whose name and password match.
+
+    :raises Unauthorized: 401 ``invalid_credentials``, the same whether or not the user exists.
+    :raises RateLimited: 429 while the username backs off after failed attempts (no hash done).
+    """
+    guessing.check(username)
     found = db.session.execute(select(User.id, User.password_hash)
                                .where(User.username_key == username.lower())).first()
     # Give the connection back before the hash: sign-ins waiting for a hashing thread must
@@ -40,5 +45,7 @@ def authenticate(username, password):
             if new_hash:  # the configured cost changed since this hash was made
                 user.password_hash = new_hash
                 db.session.commit()
+            guessing.succeeded(username)
             return user
+    guessing.failed(username)
     raise Unauthorized("wrong username or password", code="invalid_credentials")

@@ -1,4 +1,6 @@
 """Rate limits of the write API (Flask-Limiter) and the typing throttle."""
+import re
+
 import pytest
 
 from app.broker.hub import Inbox
@@ -51,9 +53,40 @@ def test_typing_is_limited_per_user_and_throttled_per_post(app, api):
 def test_sign_in_attempts_are_limited_per_address(api, client):
     api.register("alice")
     codes = [client.post("/api/auth/login", json={"username": "alice", "password": "wrong-pass"})
-             .status_code for _ in range(6)]
-    assert codes == [401] * 6
-    # The seventh attempt in a minute is refused, even with the right password.
+             .status_code for _ in range(5)]
+    assert codes == [401] * 5
+    # The seventh attempt in a minute (registering was one) is refused, even with the right
+    # password.
     refused = client.post("/api/auth/login", json={"username": "alice", "password": "password123"})
     assert refused.status_code == 429
     assert refused.get_json()["error"]["code"] == "rate_limited"
+
+
+def _page_post(client, path, **form):
+    """Post a page's form the way a browser does: with the csrf_token the form carries."""
+    page = client.get(path).get_data(as_text=True)
+    found = re.search(r'name="csrf_token" value="([^"]*)"', page)
+    return client.post(path, data={"csrf_token": found.group(1) if found else "", **form})
+
+
+def test_sign_in_and_registration_share_one_budget_per_address(api, client):
+    api.register("alice")  # 1
+    wrong = {"username": "alice", "password": "wrong-pass"}
+    assert client.post("/api/auth/login", json=wrong).status_code == 401  # 2
+    assert _page_post(client, "/login", **wrong).status_code == 401  # 3
+    assert _page_post(client, "/register", username="bob", password="password123") \
+        .status_code == 302  # 4
+    assert client.post("/api/auth/register",
+                       json={"username": "carol", "password": "password123"}).status_code == 201
+    assert client.post("/api/auth/login", json=wrong).status_code == 401  # 6
+    # The budget is spent, by whichever route: each of the four now refuses.
+    for refused in (client.post("/api/auth/login", json=wrong),
+                    client.post("/api/auth/register", json={"username": "dan",
+                                                            "password": "password123"}),
+                    _page_post(client, "/login", **wrong),
+                    _page_post(client, "/register", username="erin", password="password123")):
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    # Another address has its own budget.
+    other = client.post("/api/auth/login", json=wrong, environ_base={"REMOTE_ADDR": "10.9.8.7"})
+    assert other.status_code == 401
+
