@@ -9,8 +9,8 @@ from gevent import monkey
 from app.auth import passwords
 from tests.conftest import ROOT
 
-# Unpatched: a hashing thread must really block on it, and the event loop must really set it.
-RealEvent = monkey.get_original("threading", "Event")
+# An unpatched lock: waiting on it really blocks the thread (and, on the event loop, the loop).
+real_lock = monkey.get_original("_thread", "allocate_lock")
 
 
 class WatchedHasher(PasswordHasher):
@@ -22,12 +22,14 @@ class WatchedHasher(PasswordHasher):
 
     def __init__(self):
         super().__init__(time_cost=1, memory_cost=32)
-        self.ticked = RealEvent()
+        self.waiting = None
         self.loop_ran = []
 
     def _watch(self):
-        self.ticked.clear()
-        self.loop_ran.append(self.ticked.wait(5))
+        self.waiting = real_lock()
+        self.waiting.acquire()
+        self.loop_ran.append(self.waiting.acquire(timeout=5))  # released by the ticker
+        self.waiting = None
 
     def hash(self, password, **kwargs):
         self._watch()
@@ -38,16 +40,21 @@ class WatchedHasher(PasswordHasher):
         return super().verify(hash, password)
 
 
-def _tick(event):
+def _tick(hasher):
     while True:
         gevent.sleep(0.001)
-        event.set()
+        waiting = hasher.waiting
+        if waiting is not None and waiting.locked():
+            try:
+                waiting.release()
+            except RuntimeError:  # released just now by an earlier tick
+                pass
 
 
 def test_sign_ins_hash_while_other_greenlets_keep_running(app, client, monkeypatch):
     hasher = WatchedHasher()
     monkeypatch.setattr(passwords, "_hasher", hasher)
-    ticker = gevent.spawn(_tick, hasher.ticked)
+    ticker = gevent.spawn(_tick, hasher)
     try:
         account = {"username": "alice", "password": "password123"}
         assert client.post("/api/auth/register", json=account).status_code == 201
