@@ -10,7 +10,17 @@ from app.events.channels import post_channel
 @pytest.fixture
 def app_config():
     return {"RATELIMIT_ENABLED": True, "RATELIMIT_WRITES": "3/minute",
-            "RATELIMIT_TYPING": "4/minute", "RATELIMIT_AUTH": "6/minute"}
+            "RATELIMIT_TYPING": "4/minute", "RATELIMIT_AUTH": "6/minute",
+            "RATELIMIT_REFRESH": "2/minute", "RATELIMIT_TICKETS": "2/minute",
+            "RATELIMIT_FOLLOWS": "2/minute", "RATELIMIT_LONGPOLL": "3/minute"}
+
+
+def refused(response):
+    """Assert *response* is the contract's 429 with a Retry-After."""
+    assert response.status_code == 429, response.get_data(as_text=True)
+    assert response.get_json()["error"]["code"] == "rate_limited"
+    assert int(response.headers["Retry-After"]) >= 1
+    return True
 
 
 def test_writes_over_the_limit_get_429_with_retry_after(api):
@@ -90,3 +100,42 @@ def test_sign_in_and_registration_share_one_budget_per_address(api, client):
     other = client.post("/api/auth/login", json=wrong, environ_base={"REMOTE_ADDR": "10.9.8.7"})
     assert other.status_code == 401
 
+
+def test_refreshes_are_limited_per_user(api, client):
+    alice, bob = api.user("alice"), api.user("bob")
+    token = alice.refresh_token
+    for _ in range(2):
+        response = client.post("/api/auth/refresh", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 200
+        token = response.get_json()["refresh_token"]
+    assert refused(client.post("/api/auth/refresh", headers={"Authorization": f"Bearer {token}"}))
+    assert client.post("/api/auth/refresh", headers={
+        "Authorization": f"Bearer {bob.refresh_token}"}).status_code == 200
+
+
+def test_stream_tickets_are_limited_per_user(api):
+    alice, bob = api.user("alice"), api.user("bob")
+    for _ in range(2):
+        assert alice.call("POST", "/api/auth/stream-ticket").status_code == 200
+    assert refused(alice.call("POST", "/api/auth/stream-ticket"))
+    assert bob.call("POST", "/api/auth/stream-ticket").status_code == 200
+
+
+def test_follow_and_unfollow_share_one_limit_per_user(api):
+    alice, bob, carol = api.user("alice"), api.user("bob"), api.user("carol")
+    assert alice.call("PUT", "/api/users/bob/follow").status_code == 200
+    assert alice.call("DELETE", "/api/users/bob/follow").status_code == 200
+    assert refused(alice.call("PUT", "/api/users/carol/follow"))
+    assert alice.call("GET", "/api/users/carol").get_json()["followers_count"] == 0
+    assert carol.call("PUT", "/api/users/alice/follow").status_code == 200
+
+
+def test_long_polls_are_limited_per_user_whatever_carries_the_token(api, client):
+    alice, bob = api.user("alice"), api.user("bob")
+    assert alice.call("GET", "/poll/feed?timeout=0").status_code == 200
+    assert client.get(f"/poll/feed?timeout=0&token={alice.token}").status_code == 200
+    post = bob.post("hi")
+    assert alice.call("GET", f"/poll/post/{post['id']}?timeout=0").status_code == 200
+    assert refused(client.get(f"/poll/feed?timeout=0&token={alice.token}"))
+    assert refused(alice.call("GET", f"/poll/post/{post['id']}?timeout=0"))
+    assert bob.call("GET", "/poll/feed?timeout=0").status_code == 200
