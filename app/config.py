@@ -9,6 +9,9 @@ from pathlib import Path
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+#: The shortest ``JWT_SECRET_KEY`` accepted outside development (RFC 7518 asks HS256 keys to be
+#: at least as long as the hash: 256 bits).
+MIN_SECRET_BYTES = 32
 
 
 class ConfigError(RuntimeError):
@@ -68,11 +71,27 @@ def env_list(env, name):
 
 
 def _development_secret(instance_path):
-    """Return a per-checkout secret for development, created once under ``instance/``."""
+    """Return a per-checkout secret for development, created once under ``instance/``.
+
+    The file is readable by its owner only (0600) from the moment it exists: it is written
+    under a temporary name created with that mode, then renamed into place, so no other user
+    can read it and no reader sees it half-written.
+    """
     path = Path(instance_path) / "dev-jwt-secret"
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(48))
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(48))
+            # A hard link, unlike a rename, never replaces: of two processes starting
+            # together, the first link wins and both read the one secret.
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink(missing_ok=True)
     return path.read_text().strip()
 
 
@@ -81,7 +100,8 @@ def load_config(instance_path, env=None):
 
     :param instance_path: the app's instance folder (default SQLite file, development secret).
     :param env: a mapping to read instead of ``os.environ`` (tests).
-    :raises ConfigError: for a bad value, or no ``JWT_SECRET_KEY`` outside development.
+    :raises ConfigError: for a bad value, or a missing or short (under 32 bytes)
+        ``JWT_SECRET_KEY`` outside development.
     """
     env = os.environ if env is None else env
     development = env_str(env, "APP_ENV", "production") == "development"
@@ -94,6 +114,11 @@ def load_config(instance_path, env=None):
                 "or set APP_ENV=development to use a generated one (make run does)."
             )
         secret = _development_secret(instance_path)
+    elif len(secret.encode()) < MIN_SECRET_BYTES and not development:
+        raise ConfigError(
+            f"JWT_SECRET_KEY is {len(secret.encode())} bytes; at least {MIN_SECRET_BYTES} are "
+            "required, as a shorter HMAC key can be guessed offline from any token. Set it to a "
+            "long random string (python -c 'import secrets; print(secrets.token_urlsafe(48))').")
     database_url = env_str(env, "DATABASE_URL", f"sqlite:///{Path(instance_path) / 'feed.db'}")
     return {
         "APP_ENV": "development" if development else "production",
@@ -133,11 +158,18 @@ def load_config(instance_path, env=None):
         "RATELIMIT_WRITES": env_str(env, "RATELIMIT_WRITES", "30/second;1200/minute"),
         "RATELIMIT_TYPING": env_str(env, "RATELIMIT_TYPING", "10/second;300/minute"),
         "RATELIMIT_AUTH": env_str(env, "RATELIMIT_AUTH", "10/second;300/minute"),
+        "RATELIMIT_REFRESH": env_str(env, "RATELIMIT_REFRESH", "30/minute;300/hour"),
+        "RATELIMIT_TICKETS": env_str(env, "RATELIMIT_TICKETS", "2/second;120/minute"),
+        "RATELIMIT_FOLLOWS": env_str(env, "RATELIMIT_FOLLOWS", "2/second;60/minute"),
+        "RATELIMIT_LONGPOLL": env_str(env, "RATELIMIT_LONGPOLL", "20/second;1200/minute"),
+        "LOGIN_BACKOFF_AFTER": env_int(env, "LOGIN_BACKOFF_AFTER", 5, minimum=1),
+        "LOGIN_BACKOFF_MAX_SECONDS": env_int(env, "LOGIN_BACKOFF_MAX_SECONDS", 900, minimum=1),
         "RATELIMIT_STREAM_OPENS": env_str(env, "RATELIMIT_STREAM_OPENS", "50/second;1500/minute"),
         "TYPING_THROTTLE": env_str(env, "TYPING_THROTTLE", "1/2second"),
         "MAX_CONTENT_LENGTH": 64 * 1024,
         "PASSWORD_HASH_TIME_COST": env_int(env, "PASSWORD_HASH_TIME_COST", 3, minimum=1),
         "PASSWORD_HASH_MEMORY_KIB": env_int(env, "PASSWORD_HASH_MEMORY_KIB", 65536, minimum=32),
+        "PASSWORD_HASH_CONCURRENCY": env_int(env, "PASSWORD_HASH_CONCURRENCY", 2, minimum=1),
     }
 
 

@@ -4,7 +4,7 @@ from sqlalchemy.engine import Engine
 
 from app.config import engine_options
 from app.extensions import db, migrate
-from app.models.user import configure_hashing
+from app.auth import passwords
 
 
 def init_app(app):
@@ -15,7 +15,9 @@ def init_app(app):
     """
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config))
     db.init_app(app)
-    configure_hashing(app.config["PASSWORD_HASH_TIME_COST"], app.config["PASSWORD_HASH_MEMORY_KIB"])
+    passwords.configure(app.config["PASSWORD_HASH_TIME_COST"],
+                        app.config["PASSWORD_HASH_MEMORY_KIB"],
+                        app.config["PASSWORD_HASH_CONCURRENCY"])
     migrate.init_app(app, db, directory=str(app.root_path + "/../migrations"))
 
 

@@ -141,8 +141,9 @@ class AuthOut(BaseModel):
     refresh_token: str
 
 
-class AccessTokenOut(BaseModel):
+class RefreshOut(BaseModel):
     access_token: str
+    refresh_token: str
 
 
 class TicketOut(BaseModel):

@@ -5,6 +5,7 @@ from app.api import bp, schemas
 from app.api.openapi import documented
 from app.api.pagination import decode_cursor, encode_cursor
 from app.api.validation import query_args
+from app.ratelimit import limit_follows
 from app.serializers import posts_json, user_json
 from app.services import follows, posts
 from app.services.lookup import get_user
@@ -53,6 +54,7 @@ def feed():
 
 
 @bp.put("/users/<username>/follow")
+@limit_follows
 @jwt_required()
 @documented("Follow a user (idempotent)", response=schemas.FollowOut)
 def follow(username):
@@ -62,6 +64,7 @@ def follow(username):
 
 
 @bp.delete("/users/<username>/follow")
+@limit_follows
 @jwt_required()
 @documented("Stop following a user (idempotent)", response=schemas.FollowOut)
 def unfollow(username):

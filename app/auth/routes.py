@@ -5,6 +5,7 @@ from flask_jwt_extended import (
     get_jwt,
     jwt_required,
     set_access_cookies,
+    set_refresh_cookies,
     unset_jwt_cookies,
 )
 
@@ -13,7 +14,8 @@ from app.api.openapi import documented
 from app.api.validation import json_body
 from app.auth import bp, stores, tokens
 from app.broker.extension import current_broker
-from app.ratelimit import limit_auth
+from app.errors import Unauthorized, error_response
+from app.ratelimit import limit_auth, limit_refresh, limit_tickets
 from app.serializers import user_json
 from app.services import users
 
@@ -42,15 +44,35 @@ def login():
 
 
 @bp.post("/refresh")
+@limit_refresh
 @jwt_required(refresh=True)
-@documented("Exchange a refresh token for a new access token", response=schemas.AccessTokenOut)
+@documented("Exchange a refresh token for a new access token and a new refresh token",
+            response=schemas.RefreshOut)
 def refresh():
-    """Return a new access token; refresh by cookie also renews the access cookie."""
-    access_token = tokens.refreshed_access_token()
-    response = jsonify({"access_token": access_token})
+    """Rotate the session's tokens; a refresh token used twice revokes the whole session.
+
+    By cookie (the pages), the new tokens are also set as the access and refresh cookies.
+    """
+    claims = get_jwt()
+    if not stores.spend_refresh_token(claims["jti"], claims["exp"]):
+        # Only a copy can be replayed: whoever holds the other one, end the session for both.
+        _end_session(claims["sid"])
+        response = error_response(Unauthorized(
+            "this refresh token was already used, so its session was signed out; sign in again"))
+        unset_jwt_cookies(response)
+        return response
+    issued = tokens.rotated_tokens()
+    response = jsonify(issued)
     if "Authorization" not in request.headers:
-        set_access_cookies(response, access_token)
+        set_access_cookies(response, issued["access_token"])
+        set_refresh_cookies(response, issued["refresh_token"])
     return response
+
+
+def _end_session(sid):
+    """Revoke every token of the login session *sid* and close the streams they opened."""
+    stores.revoke_session(sid, stores.refresh_horizon())
+    current_broker().revoke(sid)
 
 
 @bp.post("/logout")
@@ -59,15 +81,14 @@ def refresh():
             response=schemas.MessageOut)
 def logout():
     """Revoke the login session of the current token and close the streams it opened."""
-    sid = get_jwt()["sid"]
-    stores.revoke_session(sid, stores.refresh_horizon())
-    current_broker().revoke(sid)
+    _end_session(get_jwt()["sid"])
     response = jsonify({"message": "signed out"})
     unset_jwt_cookies(response)
     return response
 
 
 @bp.post("/stream-ticket")
+@limit_tickets
 @jwt_required()
 @documented("A single-use ticket to open one stream within 30 s", response=schemas.TicketOut)
 def stream_ticket():

@@ -1,4 +1,5 @@
-"""Where revoked sessions and stream tickets live: Redis when configured, else the database.
+"""Where revoked sessions, stream tickets and used refresh tokens live: Redis when configured,
+else the database.
 
 Every worker must see a logout at once, so the blocklist is shared state, never a
 per-process set.
@@ -11,10 +12,11 @@ from datetime import datetime, timezone
 import redis
 from flask import current_app
 from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
 
 from app.errors import Unavailable
 from app.extensions import db
-from app.models import RevokedSession, StreamTicket
+from app.models import RevokedSession, StreamTicket, UsedRefreshToken
 
 TICKET_SECONDS = 30
 
@@ -43,7 +45,10 @@ def revoke_session(sid, until):
         return
     db.session.execute(delete(RevokedSession).where(RevokedSession.expires_at < _at(time.time())))
     db.session.merge(RevokedSession(sid=sid, expires_at=_at(until)))
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:  # revoked at the same moment by another request: done either way
+        db.session.rollback()
 
 
 def is_revoked(sid):
@@ -99,6 +104,30 @@ def redeem_ticket(ticket):
     if not spent or row.expires_at < _at(time.time()):
         return None
     return row.user_id, row.sid, row.token_expires_at.timestamp()
+
+
+def spend_refresh_token(jti, token_expires_at):
+    """Mark the refresh token *jti* used; return False when it already was.
+
+    Atomic, so of two refreshes racing with one token exactly one wins: ``SET NX`` in Redis,
+    the primary key of a row in the database. The mark lasts as long as the token would.
+    """
+    client = _redis()
+    if client is not None:
+        ttl = max(1, int(token_expires_at - time.time()) + 1)
+        try:
+            return bool(client.set(f"{_prefix()}:refreshed:{jti}", 1, nx=True, ex=ttl))
+        except (redis.RedisError, OSError) as exc:
+            raise Unavailable("cannot refresh the session now; try again") from exc
+    db.session.execute(delete(UsedRefreshToken)
+                       .where(UsedRefreshToken.expires_at < _at(time.time())))
+    db.session.add(UsedRefreshToken(jti=jti, expires_at=_at(token_expires_at)))
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        return False
+    return True
 
 
 def ticket_lifetime():

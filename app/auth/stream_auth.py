@@ -50,6 +50,19 @@ def _identity_from_token(token):
     return StreamIdentity(claims["sub"], claims["sid"], float(claims["exp"]))
 
 
+def user_of_request():
+    """Return the user id of the request's access token if its signature is good, else None.
+
+    For rate-limit keys: no revocation check (no Redis, no database), no ticket spent.
+    """
+    try:
+        token = _token_from_request()
+        claims = decode_token(token) if token else {}
+    except (Unauthorized, pyjwt.PyJWTError, JWTExtendedException):
+        return None
+    return claims.get("sub") if claims.get("type") == "access" else None
+
+
 def authenticate_stream():
     """Return the :class:`StreamIdentity` of the current request.
 

@@ -1,8 +1,9 @@
 """JWT set-up: access and refresh tokens tied by a login-session id, errors in our codes.
 
 Both tokens of one sign-in carry the same ``sid`` claim, and refreshing keeps it, so a logout
-revokes the whole session: every access token refreshed from it, its refresh token, and the
-streams they opened.
+revokes the whole session: every access token refreshed from it, its refresh tokens, and the
+streams they opened. A refresh replaces the refresh token too (rotation): each is good for
+one refresh, and a second use of one revokes the session, as only a copy can be replayed.
 """
 import secrets
 from datetime import timedelta
@@ -118,10 +119,14 @@ def issue_tokens(user, sid=None):
             "refresh_token": create_refresh_token(identity=user.id, additional_claims=claims)}
 
 
-def refreshed_access_token():
-    """Return a new access token of the current (refresh) token's login session."""
+def rotated_tokens():
+    """Return a new access and refresh token of the current (refresh) token's login session."""
     claims = get_jwt()
-    return create_access_token(identity=claims["sub"], additional_claims={"sid": claims["sid"]})
+    same_session = {"sid": claims["sid"]}
+    return {"access_token": create_access_token(identity=claims["sub"],
+                                                additional_claims=same_session),
+            "refresh_token": create_refresh_token(identity=claims["sub"],
+                                                  additional_claims=same_session)}
 
 
 def current_session():

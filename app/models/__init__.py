@@ -3,8 +3,8 @@ from app.models.comment import Comment, CommentLike
 from app.models.follow import Follow
 from app.models.post import Post
 from app.models.reaction import REACTION_TYPES, Reaction
-from app.models.tokens import RevokedSession, StreamTicket
+from app.models.tokens import RevokedSession, StreamTicket, UsedRefreshToken
 from app.models.user import User
 
 __all__ = ["Comment", "CommentLike", "Follow", "Post", "REACTION_TYPES", "Reaction",
-           "RevokedSession", "StreamTicket", "User"]
+           "RevokedSession", "StreamTicket", "UsedRefreshToken", "User"]

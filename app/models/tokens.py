@@ -1,4 +1,5 @@
-"""Token state kept in the database when there is no Redis: revoked sessions, stream tickets."""
+"""Token state kept in the database when there is no Redis: revoked sessions, stream tickets
+and used refresh tokens."""
 from datetime import datetime
 
 from sqlalchemy import String
@@ -26,4 +27,14 @@ class StreamTicket(db.Model):
     user_id: Mapped[str] = mapped_column(String(36))
     sid: Mapped[str] = mapped_column(String(64))
     token_expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class UsedRefreshToken(db.Model):
+    """A refresh token (its ``jti``) already exchanged: its primary key lets only one refresh
+    spend it, however many race."""
+
+    __tablename__ = "used_refresh_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -8,7 +8,6 @@ from flask_jwt_extended import (
     unset_jwt_cookies,
 )
 from flask_jwt_extended.exceptions import CSRFError, JWTExtendedException
-from flask_limiter.util import get_remote_address
 
 from app.api import schemas
 from app.api.validation import validate
@@ -16,14 +15,16 @@ from app.auth import stores, tokens
 from app.broker.extension import current_broker
 from app.errors import ApiError
 from app.pages import bp
+<<<<<<< HEAD
 from app.pages.guard import check_login_form_token
 from app.pages.viewer import current_viewer, safe_next
 from app.ratelimit import limiter
+=======
+from app.pages.viewer import safe_next
+from app.ratelimit import limit_auth
+>>>>>>> authsec
 from app.services import users
 
-# The API's sign-in limit, per client address, for the forms too: no side door for guessing.
-limit_sign_in = limiter.limit(lambda: current_app.config["RATELIMIT_AUTH"],
-                              key_func=get_remote_address, methods=["POST"])
 
 
 def _signed_in_redirect(user):
@@ -36,13 +37,14 @@ def _signed_in_redirect(user):
 
 
 def _form_error(template, error):
-    """Re-render a form with the error's message and per-field problems, at its status."""
+    """Re-render a form with the error's message and per-field problems, at its status (and
+    headers: ``Retry-After`` on a 429)."""
     return render_template(template, error=error.message, fields=error.fields or {},
-                           form=request.form), error.status
+                           form=request.form), error.status, error.headers
 
 
 @bp.route("/register", methods=["GET", "POST"])
-@limit_sign_in
+@limit_auth  # the API's sign-in budget: no side door for guessing
 def register():
     """Show the sign-up form; create the account and sign it in."""
     if request.method == "GET":
@@ -60,7 +62,7 @@ def register():
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limit_sign_in
+@limit_auth  # the API's sign-in budget: no side door for guessing
 def login():
     """Show the sign-in form; check the credentials and start a session."""
     if request.method == "GET":

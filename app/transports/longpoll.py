@@ -10,10 +10,12 @@ from flask import Blueprint, Response, current_app, request
 from app.broker.hub import REVOKED
 from app.errors import ValidationFailed
 from app.events.channels import FEED, POST
+from app.ratelimit import limit_longpoll
 from app.transports.opening import open_session
 from app.transports.session import StreamEnded
 
 bp = Blueprint("poll", __name__, url_prefix="/poll")
+limit_longpoll(bp)  # per user, feed and post together; 429 with Retry-After in the envelope
 
 MAX_EVENTS = 100
 

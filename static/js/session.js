@@ -21,14 +21,26 @@ export function csrfToken() {
 let refreshing = null;
 let refreshTimer = 0;
 
-/** Exchange the refresh cookie for a new access cookie; resolve to whether it worked. */
+/** Run *task* while no other tab of this site refreshes (where the browser has Web Locks). */
+function alone(task) {
+  return navigator.locks ? navigator.locks.request("feed-session-refresh", task) : task();
+}
+
+/** Exchange the refresh cookie for new access and refresh cookies; resolve to whether it worked. */
 export function refreshSession() {
-  // One refresh at a time: several streams may report token_expired together.
-  refreshing ??= fetch("/api/auth/refresh", {
+  // One refresh at a time: several streams may report token_expired together. Across tabs
+  // too: a refresh token is good for one refresh, and a second use of it signs the session
+  // out, so a tab waits for the other's refresh and then sends the cookies it left.
+  refreshing ??= alone(() => fetch("/api/auth/refresh", {
     method: "POST",
     credentials: "same-origin",
+<<<<<<< HEAD
     headers: { "X-CSRF-TOKEN": cookie(REFRESH_CSRF_COOKIE), Accept: "application/json" },
   })
+=======
+    headers: { "X-CSRF-TOKEN": cookie("csrf_refresh_token"), Accept: "application/json" },
+  }))
+>>>>>>> authsec
     .then(async (response) => {
       if (!response.ok) return false;
       const { access_token: token } = await response.json();

@@ -152,13 +152,58 @@ def test_login_with_missing_or_malformed_fields_is_422(client):
 
 # -- refresh, logout, stream tickets ------------------------------------------------------------
 
-def test_refresh_with_the_refresh_token_gives_a_working_access_token(api, client):
+def test_refresh_rotates_the_access_and_the_refresh_token(api, client):
     alice = api.user("alice")
     response = client.post("/api/auth/refresh", headers=bearer(alice.refresh_token))
     assert response.status_code == 200
     body = response.get_json()
-    assert set(body) == {"access_token"}
+    assert set(body) == {"access_token", "refresh_token"}
+    assert body["refresh_token"] != alice.refresh_token
     me = client.get("/api/me", headers=bearer(body["access_token"]))
+    assert me.status_code == 200 and me.get_json()["id"] == alice.id
+    # The new refresh token is good for the next refresh, and so on.
+    again = client.post("/api/auth/refresh", headers=bearer(body["refresh_token"]))
+    assert again.status_code == 200 and set(again.get_json()) == {"access_token", "refresh_token"}
+
+
+def test_a_reused_refresh_token_revokes_its_whole_session(api, client):
+    alice = api.user("alice")
+    rotated = client.post("/api/auth/refresh", headers=bearer(alice.refresh_token)).get_json()
+    other = client.post("/api/auth/login", json={"username": "alice", "password": "password123"})
+    # A copy of the spent token is replayed: refused, and the session ends for both holders.
+    error_of(client.post("/api/auth/refresh", headers=bearer(alice.refresh_token)), 401,
+             "token_invalid")
+    for token in (alice.token, rotated["access_token"]):
+        error_of(client.get("/api/me", headers=bearer(token)), 401, "token_invalid")
+    error_of(client.post("/api/auth/refresh", headers=bearer(rotated["refresh_token"])), 401,
+             "token_invalid")
+    # Another sign-in of the same user is untouched.
+    assert client.get("/api/me", headers=bearer(other.get_json()["access_token"])).status_code == 200
+
+
+def test_racing_refreshes_with_one_token_let_exactly_one_through(api, client):
+    import gevent
+
+    alice = api.user("alice")
+    racers = [gevent.spawn(client.post, "/api/auth/refresh", headers=bearer(alice.refresh_token))
+              for _ in range(8)]
+    gevent.joinall(racers, timeout=30, raise_error=True)
+    assert sorted(r.value.status_code for r in racers) == [200] + [401] * 7
+
+
+def test_refresh_by_cookie_renews_both_cookies(app, api, client):
+    alice = api.user("alice")
+    with app.app_context():
+        csrf = decode_token(alice.refresh_token)["csrf"]
+    client.set_cookie("refresh_token_cookie", alice.refresh_token, path="/api/auth/")
+    client.set_cookie("csrf_refresh_token", csrf)
+    for _ in range(3):  # each answer's cookies carry the next refresh
+        response = client.post("/api/auth/refresh", headers={"X-CSRF-TOKEN": csrf})
+        assert response.status_code == 200, response.get_json()
+        cookies = {c.split("=", 1)[0] for c in response.headers.getlist("Set-Cookie")}
+        assert {"access_token_cookie", "refresh_token_cookie", "csrf_refresh_token"} <= cookies
+        csrf = client.get_cookie("csrf_refresh_token").value
+    me = client.get("/api/me")
     assert me.status_code == 200 and me.get_json()["id"] == alice.id
 
 

@@ -173,6 +173,20 @@ def test_per_user_stream_limit_is_429_and_closing_frees_a_slot(client, api, stre
     assert streams(open_stream(client, "/stream/feed", headers=alice.headers)).status == 200
 
 
+def test_a_reused_refresh_token_ends_the_sessions_streams(client, api, streams):
+    alice = api.user("alice")
+    stream = streams(open_stream(client, "/stream/feed", headers=alice.headers))
+    stream.next_events()
+    assert client.post("/api/auth/refresh",
+                       headers={"Authorization": f"Bearer {alice.refresh_token}"}).status_code == 200
+    reused = client.post("/api/auth/refresh",
+                         headers={"Authorization": f"Bearer {alice.refresh_token}"})
+    assert reused.status_code == 401
+    stream.until("token_expired")
+    with pytest.raises(StopIteration):
+        stream.next_events()
+
+
 def test_logout_ends_the_stream_with_token_expired(client, api, streams):
     alice = api.user("alice")
     stream = streams(open_stream(client, "/stream/feed", headers=alice.headers))

@@ -1,4 +1,7 @@
 """Configuration from the environment: explicit casts, clear failures."""
+import os
+import stat
+
 import pytest
 
 from app.config import ConfigError, load_config
@@ -48,3 +51,34 @@ def test_cookies_are_secure_outside_development_unless_the_operator_says(tmp_pat
     assert config(tmp_path, COOKIE_SECURE="false")["COOKIE_SECURE"] is False
     assert config(tmp_path, APP_ENV="development")["COOKIE_SECURE"] is False
     assert config(tmp_path, APP_ENV="development", COOKIE_SECURE="true")["COOKIE_SECURE"] is True
+
+
+def test_a_short_secret_is_refused_outside_development_saying_what_to_do(tmp_path):
+    with pytest.raises(ConfigError, match=r"JWT_SECRET_KEY is 31 bytes; at least 32.*secrets"):
+        load_config(str(tmp_path), {"JWT_SECRET_KEY": "s" * 31})
+    assert load_config(str(tmp_path), {"JWT_SECRET_KEY": "s" * 32})["JWT_SECRET_KEY"] == "s" * 32
+    # A developer's own short secret still runs in development.
+    assert load_config(str(tmp_path), {"APP_ENV": "development", "JWT_SECRET_KEY": "dev"})
+
+
+def test_the_development_secret_is_never_readable_by_others(tmp_path, monkeypatch):
+    modes = []
+    real_open = os.open
+
+    def watching_open(path, flags, mode=0o777, *args, **kwargs):
+        # Every file the secret passes through is created with owner-only permissions.
+        if flags & os.O_CREAT:
+            modes.append(mode)
+        return real_open(path, flags, mode, *args, **kwargs)
+
+    old_umask = os.umask(0)  # the mode alone must protect it, whatever the umask
+    try:
+        monkeypatch.setattr(os, "open", watching_open)
+        secret = load_config(str(tmp_path), {"APP_ENV": "development"})["JWT_SECRET_KEY"]
+    finally:
+        os.umask(old_umask)
+    path = tmp_path / "dev-jwt-secret"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert modes and all(mode & 0o077 == 0 for mode in modes)
+    assert path.read_text() == secret and len(secret) >= 32
+    assert [p.name for p in tmp_path.iterdir()] == ["dev-jwt-secret"]  # no temporary left
