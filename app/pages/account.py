@@ -15,14 +15,9 @@ from app.auth import stores, tokens
 from app.broker.extension import current_broker
 from app.errors import ApiError
 from app.pages import bp
-<<<<<<< HEAD
 from app.pages.guard import check_login_form_token
 from app.pages.viewer import current_viewer, safe_next
-from app.ratelimit import limiter
-=======
-from app.pages.viewer import safe_next
 from app.ratelimit import limit_auth
->>>>>>> authsec
 from app.services import users
 
 

@@ -34,13 +34,8 @@ export function refreshSession() {
   refreshing ??= alone(() => fetch("/api/auth/refresh", {
     method: "POST",
     credentials: "same-origin",
-<<<<<<< HEAD
     headers: { "X-CSRF-TOKEN": cookie(REFRESH_CSRF_COOKIE), Accept: "application/json" },
-  })
-=======
-    headers: { "X-CSRF-TOKEN": cookie("csrf_refresh_token"), Accept: "application/json" },
   }))
->>>>>>> authsec
     .then(async (response) => {
       if (!response.ok) return false;
       const { access_token: token } = await response.json();
