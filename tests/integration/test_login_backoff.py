@@ -4,6 +4,7 @@ import time
 import pytest
 
 from app.auth import passwords
+from tests.support.pageforms import ORIGIN
 
 
 @pytest.fixture(params=["in-process", pytest.param("redis", marks=pytest.mark.redis)])
@@ -90,5 +91,6 @@ def test_the_page_form_backs_off_too(api, client):
     api.register("alice")
     for address in ("10.0.0.1", "10.0.0.2"):
         login(client, "alice", "wrong-pass", address)
-    refused = client.post("/login", data={"username": "alice", "password": "password123"})
+    refused = client.post("/login", data={"username": "alice", "password": "password123"},
+                          headers={"Origin": ORIGIN})
     assert refused.status_code == 429 and "Retry-After" in refused.headers

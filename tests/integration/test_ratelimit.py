@@ -5,6 +5,7 @@ import pytest
 
 from app.broker.hub import Inbox
 from app.events.channels import post_channel
+from tests.support.pageforms import ORIGIN
 
 
 @pytest.fixture
@@ -76,7 +77,8 @@ def _page_post(client, path, **form):
     """Post a page's form the way a browser does: with the csrf_token the form carries."""
     page = client.get(path).get_data(as_text=True)
     found = re.search(r'name="csrf_token" value="([^"]*)"', page)
-    return client.post(path, data={"csrf_token": found.group(1) if found else "", **form})
+    return client.post(path, data={"csrf_token": found.group(1) if found else "", **form},
+                       headers={"Origin": ORIGIN})
 
 
 def test_sign_in_and_registration_share_one_budget_per_address(api, client):
