@@ -19,6 +19,7 @@ from tests.chaos.harness import FULL, record, remember, scaled
 from tests.support.clients import RestUser
 from tests.support.load import Closed, Conn, client_frame, read_frame, request_bytes
 from tests.support.servers import BIN
+from tests.support.sessions import session as fresh_session
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e, pytest.mark.redis]
 
@@ -303,7 +304,7 @@ header_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF,
 def test_any_last_event_id_or_cursor_is_answered_below_500(server, fuzzer):
     statuses = Counter()
     token = fuzzer.token
-    session = requests.Session()
+    session = fresh_session()
     head = session.get(f"{server.url}/poll/feed?timeout=0",
                        headers={"Authorization": f"Bearer {token}"}).json()["cursor"]
     epoch = head.rsplit("-", 1)[0]

@@ -18,6 +18,7 @@ from tests.e2e.test_websocket import hostile_origins
 from tests.support.clients import RestUser
 from tests.support.load import Conn, PollClient, SSEClient, WSClient, request_bytes
 from tests.support.procs import clients_by_worker, wait_until
+from tests.support.sessions import session
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e, pytest.mark.redis]
 
@@ -131,7 +132,7 @@ class State:
 
 def cookie_session(server, username):
     """Sign in through the page form; return a requests session holding the JWT cookies."""
-    http = requests.Session()
+    http = session()
     # The Origin a browser sends: a sign-in form post that says nothing of where it comes
     # from must carry the form's token.
     response = http.post(f"{server.url}/login", data={"username": username,

@@ -7,28 +7,12 @@ stream client subscribes to one owner's feed with that owner's token.
 import time
 
 import gevent
-import requests
 
 from tests.chaos.harness import remember
 from tests.support.clients import RestUser
 from tests.support.load import CLIENTS, Publisher, summarize
 
 MIX = (("sse", 0.6), ("ws", 0.3), ("poll", 0.1))
-
-
-def get(user, path, attempts=3):
-    """GET *path* as *user*, again when a kept-alive connection closes under the request.
-
-    The server closes idle kept-alive connections, and a request sent on one just as it closes
-    fails before any answer; a GET is safe to send again.
-    """
-    for attempt in range(attempts):
-        try:
-            return user.call("GET", path)
-        except requests.ConnectionError:
-            if attempt == attempts - 1:
-                raise
-            gevent.sleep(0.2)
 
 
 class FeedWorld:
@@ -59,7 +43,7 @@ class FeedWorld:
     def _head(owner, timeout=15):
         deadline = time.monotonic() + timeout
         while True:
-            response = get(owner, "/poll/feed?timeout=0")
+            response = owner.call("GET", "/poll/feed?timeout=0")
             if response.status_code == 200 or time.monotonic() > deadline:
                 return response.json()["cursor"]
             gevent.sleep(0.2)
@@ -128,7 +112,7 @@ class FeedWorld:
         seen, before = set(client.post_ids), None
         while True:
             query = f"&before={before}" if before else ""
-            page = get(self.owners[client.owner], f"/api/feed?limit=100{query}").json()
+            page = self.owners[client.owner].call("GET", f"/api/feed?limit=100{query}").json()
             ids = [post["id"] for post in page["posts"]]
             client.post_ids.extend(ids)
             before = page["next_before"]

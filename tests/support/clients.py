@@ -5,13 +5,15 @@ import gevent
 import orjson
 import requests
 
+from tests.support.sessions import session
+
 
 class RestUser:
     """A registered user of a running server."""
 
     def __init__(self, base_url, username, password="password123"):
         self.base_url = base_url
-        self.http = requests.Session()
+        self.http = session()
         response = self.http.post(f"{base_url}/api/auth/register",
                                   json={"username": username, "password": password}, timeout=10)
         assert response.status_code == 201, response.text
@@ -228,7 +230,7 @@ class PollSubscriber(Subscriber):
     def __init__(self, base_url, path, token, last_event_id=None, timeout=5):
         super().__init__()
         self.url = f"{base_url}/poll/{path}"
-        self.http = requests.Session()
+        self.http = session()
         self.http.headers["Authorization"] = f"Bearer {token}"
         self.cursor = last_event_id
         self.timeout = timeout

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import requests
 
+from tests.support.sessions import SERVER_KEEPALIVE
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
@@ -41,7 +43,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "PORT": str(self.port), "HOST": "127.0.0.1",
                     "WEB_CONCURRENCY": str(workers), "JWT_SECRET_KEY": "e2e-secret-" + "s" * 40,
-                    "STREAM_PING_SECONDS": "1", "GUNICORN_KEEPALIVE": "1",
+                    "STREAM_PING_SECONDS": "1", "GUNICORN_KEEPALIVE": str(SERVER_KEEPALIVE),
                     "PASSWORD_HASH_TIME_COST": "1", "PASSWORD_HASH_MEMORY_KIB": "32",
                     "RATELIMIT_ENABLED": "false",
                     # Plain HTTP on loopback, like `make run`: a Secure cookie would not come
