@@ -186,7 +186,7 @@ class WSSubscriber(Subscriber):
         import websocket
 
         super().__init__()
-        url = base_url.replace("http://", "ws://") + f"/ws/{path}?token={token}"
+        url = "ws" + base_url.removeprefix("http") + f"/ws/{path}?token={token}"  # wss for https
         if last_event_id:
             url += f"&last_event_id={last_event_id}"
         self.close_code = None
