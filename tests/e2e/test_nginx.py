@@ -157,7 +157,7 @@ def test_writes_after_an_idle_across_gunicorns_keepalive_never_get_a_502(proxied
 
     # The upstream connections all go idle at the first write; the second writes step across
     # gunicorn's keep-alive, 5 ms apart (its timer fires late or early on a busy worker).
-    # nginx takes a server that failed out for a while (max_fails=1): about one 502 a round.
+    # A 502 is rare (one to six in these rounds, with the old config): hence several rounds.
     rounds = 6
     for _ in range(rounds):
         gevent.joinall([gevent.spawn(write_idle_write, GUNICORN_KEEPALIVE - 0.05 + 0.25 * i / count)
