@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 SLOW = "slow_consumer"
 REVOKED = "revoked"
 SHUTDOWN = "shutdown"
+GONE = "client_gone"  # the client closed its connection
 
 # A marker a broker puts in every inbox of a channel after it may have missed live messages
 # (a pub/sub reconnect): it carries the channel's head so each stream can check for a gap.

@@ -11,13 +11,14 @@ from app.broker.hub import REVOKED
 from app.errors import ValidationFailed
 from app.events.channels import FEED, POST
 from app.ratelimit import limit_longpoll
-from app.transports.opening import open_session
+from app.transports.opening import authorize_stream, open_session, watch_hangup
 from app.transports.session import StreamEnded
 
 bp = Blueprint("poll", __name__, url_prefix="/poll")
 limit_longpoll(bp)  # per user, feed and post together; 429 with Retry-After in the envelope
 
 MAX_EVENTS = 100
+NO_STORE = {"Cache-Control": "no-store"}
 
 
 def _timeout():
@@ -74,16 +75,25 @@ def _answer(session, messages, start):
 
 def _poll(kind, key=None):
     timeout = _timeout()
+    identity, channel = authorize_stream(kind, key)
+    if request.method == "HEAD":
+        # What a GET would answer, at once: no wait, no session, no slot.
+        # An empty iterator, not b"": the answer's length is not known without the wait.
+        return Response(iter(()), mimetype="application/json", headers=NO_STORE)
     cursor = request.args.get("cursor") or None
-    session, initial = open_session("poll", kind, key, cursor, request.environ)
+    session, initial = open_session("poll", identity, channel, cursor, request.environ)
+    # A client that gives up on its poll frees the slot now, not at the end of the timeout.
+    watcher = watch_hangup(session, request.environ)
     try:
         start = session.position.event_id
         messages = _wait(session, initial, timeout)
         body = _answer(session, messages, start)
         session.delivered(messages[:MAX_EVENTS])
     finally:
+        if watcher is not None:
+            watcher.stop()
         session.close()
-    return Response(body, mimetype="application/json", headers={"Cache-Control": "no-store"})
+    return Response(body, mimetype="application/json", headers=NO_STORE)
 
 
 @bp.get("/feed")

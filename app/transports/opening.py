@@ -2,15 +2,18 @@
 import socket
 
 from flask import current_app
+from gevent import get_hub
 
 from app.auth.stream_auth import authenticate_stream
 from app.broker import BrokerUnavailable
 from app.broker.extension import current_broker
-from app.broker.hub import SLOW
+from app.broker.hub import GONE, SLOW
 from app.errors import RateLimited, Unavailable
 from app.extensions import db
 from app.services.channels import authorize_channel
 from app.transports.session import StreamRefused, StreamSession
+
+_PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
 
 
 def _closer(environ):
@@ -39,17 +42,25 @@ def _bound_send_buffer(environ, size):
             pass
 
 
-def open_session(transport, kind, key, last_event_id, environ, identity=None):
-    """Return an open :class:`StreamSession` and the messages to send first.
+def authorize_stream(kind, key, identity=None):
+    """Return who opens the stream and its channel: ``(identity, channel)``.
 
     *identity* is the request's :class:`StreamIdentity` when the caller already has it (a
     ticket can be redeemed only once); otherwise the request is authenticated here.
 
-    :raises ApiError: 401 without valid credentials, 404 for an unknown post, 429 over the
-        per-user stream limit, 503 when the broker is unreachable.
+    :raises ApiError: 401 without valid credentials, 404 for an unknown post.
     """
     identity = identity or authenticate_stream()
-    channel = authorize_channel(identity.user_id, kind, key)
+    return identity, authorize_channel(identity.user_id, kind, key)
+
+
+def open_session(transport, identity, channel, last_event_id, environ):
+    """Return an open :class:`StreamSession` on *channel* and the messages to send first.
+
+    The caller owns the session from here: every path must end in ``session.close()``.
+
+    :raises ApiError: 429 over the per-user stream limit, 503 when the broker is unreachable.
+    """
     # A stream may stay open for hours: it must not pin a database connection.
     db.session.remove()
     session = StreamSession(current_broker(), channel, identity, transport, current_app.config,
@@ -62,3 +73,37 @@ def open_session(transport, kind, key, last_event_id, environ, identity=None):
     except BrokerUnavailable as exc:
         raise Unavailable(f"streams are unavailable: {exc}") from None
     return session, initial
+
+
+def watch_hangup(session, environ):
+    """End *session* as soon as its client closes the connection; return the watcher.
+
+    A stream only writes, so without this a closed client is found out by the write after
+    the next ping, or the one after (15–30 s), and keeps its per-user slot meanwhile. One
+    read watcher of the event loop per stream (a small C struct; no greenlet, no buffer)
+    peeks at the socket when it turns readable: end of file or a reset closes the inbox as
+    ``client_gone``. Bytes the client sends are left for the server, and the watch ends
+    (a socket with unread bytes stays readable); the pings find that client out as before.
+
+    Returns None when the socket is not a gunicorn gevent one (tests' client, other servers).
+    Stop the watcher (``watcher.stop()``) before the socket closes.
+    """
+    raw = getattr(environ.get("gunicorn.socket"), "_sock", None)
+    if raw is None:
+        return None
+    watcher = get_hub().loop.io(raw.fileno(), 1)
+    watcher.start(_peek, watcher, raw, session.inbox)
+    return watcher
+
+
+def _peek(watcher, raw, inbox):
+    """Called by the event loop when a watched stream's socket is readable."""
+    try:
+        data = raw.recv(1, _PEEK)
+    except (BlockingIOError, InterruptedError):
+        return
+    except OSError:
+        data = b""  # reset by the peer
+    watcher.stop()
+    if not data:
+        inbox.close(GONE)

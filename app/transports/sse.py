@@ -5,7 +5,7 @@ from flask import Blueprint, Response, current_app, request
 
 from app.events.channels import FEED, POST
 from app.ratelimit import limit_stream_opens
-from app.transports.opening import open_session
+from app.transports.opening import authorize_stream, open_session, watch_hangup
 from app.transports.session import StreamEnded
 from app.transports.writer import SocketWriter
 
@@ -73,15 +73,59 @@ def _events(session, initial, retry_ms, writer=None):
         pass
     except OSError:
         pass  # the client went away
-    finally:
-        session.close()
+
+
+class StreamBody:
+    """The response body of one SSE stream: its chunks, and a ``close()`` that ends it.
+
+    The WSGI server calls ``close()`` on every path, even when the client left before the
+    first chunk; a bare generator that never started would ignore that close (its ``finally``
+    never runs) and keep the session, its subscription and its per-user slot for good.
+    """
+
+    __slots__ = ("_chunks", "_session", "_watcher")
+
+    def __init__(self, chunks, session, watcher):
+        self._chunks = chunks
+        self._session = session
+        self._watcher = watcher
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        try:
+            return next(self._chunks)
+        except BaseException:
+            self.close()  # the stream ended: give everything back now
+            raise
+
+    def close(self):
+        """Stop watching the socket, end the chunks and close the session; safe twice."""
+        if self._watcher is not None:
+            self._watcher.stop()
+        try:
+            self._chunks.close()
+        finally:
+            self._session.close()
 
 
 def _stream(kind, key=None):
+    identity, channel = authorize_stream(kind, key)
+    if request.method == "HEAD":
+        # What a GET would answer, without opening a stream: nothing to send, nothing to hold.
+        # An empty iterator, not b"": a stream has no length, so HEAD claims none either.
+        return Response(iter(()), mimetype="text/event-stream", headers=HEADERS)
     last_event_id = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
-    session, initial = open_session("sse", kind, key, last_event_id, request.environ)
-    body = _events(session, initial, current_app.config["STREAM_RETRY_MS"],
-                   _writer(request.environ))
+    environ = request.environ
+    session, initial = open_session("sse", identity, channel, last_event_id, environ)
+    try:
+        chunks = _events(session, initial, current_app.config["STREAM_RETRY_MS"],
+                         _writer(environ))
+        body = StreamBody(chunks, session, watch_hangup(session, environ))
+    except BaseException:
+        session.close()
+        raise
     return Response(body, mimetype="text/event-stream", headers=HEADERS, direct_passthrough=True)
 
 

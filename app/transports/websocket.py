@@ -14,11 +14,11 @@ import orjson
 from flask import Blueprint, current_app, g, request
 from gevent.lock import Semaphore
 from simple_websocket import ConnectionClosed
+from werkzeug.routing import WebsocketMismatch
 from wsproto.events import TextMessage
 
-from app.auth.stream_auth import authenticate_stream
 from app.broker.hub import REVOKED, SHUTDOWN, SLOW
-from app.errors import Forbidden
+from app.errors import ApiError, Forbidden, error_response
 from app.events import schema
 from app.events.channels import FEED, POST
 from app.extensions import db, sock
@@ -26,7 +26,7 @@ from app.models import User
 from app.ratelimit import limit_stream_opens
 from app.serializers import author_json
 from app.services.typing import announce_typing_as
-from app.transports.opening import open_session
+from app.transports.opening import authorize_stream, open_session
 from app.transports.session import StreamEnded, control
 from app.transports.writer import SocketWriter
 
@@ -107,6 +107,25 @@ def _same_origin(origin):
     return origin == f"{request.scheme}://{request.host}" or origin in allowed
 
 
+def _check_handshake():
+    """Refuse, while it is still HTTP, a handshake simple-websocket would fail on (a 500).
+
+    werkzeug routes a request here once it has ``Upgrade: websocket`` and ``Connection:
+    upgrade``; these are wsproto's other checks.
+    """
+    if request.method != "GET":
+        raise ApiError("a WebSocket handshake is a GET request")
+    version = request.headers.get("Sec-WebSocket-Version")
+    if version != "13":
+        error = ApiError("WebSocket version 13 is required (Sec-WebSocket-Version: 13)",
+                         headers={"Sec-WebSocket-Version": "13"})
+        if version:
+            error.status, error.code = 426, "upgrade_required"
+        raise error
+    if not request.headers.get("Sec-WebSocket-Key") or not request.headers.get("Host"):
+        raise ApiError("a WebSocket handshake needs the Sec-WebSocket-Key and Host headers")
+
+
 @bp.before_request
 def refuse_before_upgrade():
     """Check Origin, credentials, the post and the stream limit while it is still HTTP."""
@@ -117,13 +136,22 @@ def refuse_before_upgrade():
         # simple-websocket accepts permessage-deflate whenever it is offered: hide the offer.
         request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
     g.post_id = (request.view_args or {}).get("post_id")
-    identity = authenticate_stream()
+    identity, channel = authorize_stream(POST if g.post_id else FEED, g.post_id)
+    _check_handshake()
     # Typing events name their author: load it now, before the session releases the DB. Only
     # post sockets take typing, so opening (or resuming) a feed socket makes no query.
     user = db.session.get(User, identity.user_id) if g.post_id else None
     g.author = author_json(user) if user is not None else None
-    g.stream = open_session("ws", POST if g.post_id else FEED, g.post_id,
-                            request.args.get("last_event_id"), request.environ, identity)
+    g.stream = open_session("ws", identity, channel, request.args.get("last_event_id"),
+                            request.environ)
+
+
+@bp.teardown_request
+def close_stream(_exc):
+    """Close the request's session whatever happened after it opened (a failed handshake)."""
+    stream = g.pop("stream", None)
+    if stream is not None:
+        stream[0].close()
 
 
 class Connection:
@@ -261,6 +289,18 @@ def init_app(app):
     app.config.setdefault("SOCK_SERVER_OPTIONS", {
         "max_message_size": app.config["WS_MAX_MESSAGE_BYTES"], "ping_interval": None})
     sock.init_app(app)
+    app.register_error_handler(WebsocketMismatch, _mismatch)
+
+
+def _mismatch(_exc):
+    """Answer a plain HTTP request to a WebSocket route (or a handshake to another route)."""
+    connection = request.headers.get("Connection", "").lower().split(",")
+    if request.headers.get("Upgrade", "").lower() == "websocket" and \
+            any(token.strip(" \t") == "upgrade" for token in connection):
+        return error_response(ApiError("this route does not accept WebSocket connections"))
+    return error_response(ApiError(
+        "this is a WebSocket route: connect with a WebSocket client (Upgrade: websocket)",
+        code="upgrade_required", status=426, headers={"Upgrade": "websocket"}))
 
 
 def _serve(ws):

@@ -78,7 +78,7 @@ def test_the_stream_limit_holds_across_workers_and_servers(servers, redis_url):
     open_[0].stop()
     again = SSEClient(("127.0.0.1", second.port), "feed", alice.token)
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:  # the server notices the closed stream at its next write
+    while time.monotonic() < deadline:  # the closed stream's slot comes back within moments
         again.start()
         if again.wait_established(timeout=2) is not None:
             break
