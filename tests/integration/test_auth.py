@@ -195,14 +195,16 @@ def test_refresh_by_cookie_renews_both_cookies(app, api, client):
     alice = api.user("alice")
     with app.app_context():
         csrf = decode_token(alice.refresh_token)["csrf"]
-    client.set_cookie("refresh_token_cookie", alice.refresh_token, path="/api/auth/")
-    client.set_cookie("csrf_refresh_token", csrf)
+    names = {key: app.config[key] for key in (
+        "JWT_ACCESS_COOKIE_NAME", "JWT_REFRESH_COOKIE_NAME", "JWT_REFRESH_CSRF_COOKIE_NAME")}
+    client.set_cookie(names["JWT_REFRESH_COOKIE_NAME"], alice.refresh_token, path="/api/auth/")
+    client.set_cookie(names["JWT_REFRESH_CSRF_COOKIE_NAME"], csrf)
     for _ in range(3):  # each answer's cookies carry the next refresh
         response = client.post("/api/auth/refresh", headers={"X-CSRF-TOKEN": csrf})
         assert response.status_code == 200, response.get_json()
         cookies = {c.split("=", 1)[0] for c in response.headers.getlist("Set-Cookie")}
-        assert {"access_token_cookie", "refresh_token_cookie", "csrf_refresh_token"} <= cookies
-        csrf = client.get_cookie("csrf_refresh_token").value
+        assert set(names.values()) <= cookies
+        csrf = client.get_cookie(names["JWT_REFRESH_CSRF_COOKIE_NAME"]).value
     me = client.get("/api/me")
     assert me.status_code == 200 and me.get_json()["id"] == alice.id
 
