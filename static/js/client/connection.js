@@ -13,7 +13,6 @@
 //
 // Events dispatched: "state" {state, transport}, "event" (a contract event), "resync",
 // "message" (every raw message, controls included), "signedout".
-import { refreshSession } from "../session.js";
 import { openPoll, openSse, openWs } from "./transports.js";
 
 export const TRANSPORTS = ["sse", "ws", "poll"];
@@ -249,7 +248,12 @@ export class Connection extends EventTarget {
 
   /** Renew the credentials after a refusal; resolve to whether there are new ones. */
   async renew() {
-    if (!this.server.auth) return refreshSession();
+    if (!this.server.auth) {
+      // Imported only for the cookie session of the same-origin pages: a copy of client/ in
+      // a front end elsewhere needs no session.js (which reads this site's <body>).
+      const { refreshSession } = await import("../session.js");
+      return refreshSession();
+    }
     try {
       const given = await this.server.auth({ refresh: true, transport: this.transport });
       return Boolean(given && (given.token || given.ticket));
