@@ -60,8 +60,16 @@ def on_starting(server):
 
 def post_worker_init(worker):
     """Connect the worker's broker now, and end its streams as soon as it is told to stop."""
+    import logging
+
     import gevent
 
+    # The app's own info lines (streams opening and closing, Redis reconnects) go where
+    # gunicorn's go, at its LOG_LEVEL; unconfigured, Python would drop them below WARNING.
+    app_log = logging.getLogger("app")
+    app_log.handlers = worker.log.error_log.handlers
+    app_log.setLevel(worker.log.error_log.level)
+    app_log.propagate = False
     broker = worker.wsgi.extensions["broker"]
     broker.ensure_started()
 

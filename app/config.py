@@ -137,6 +137,9 @@ def load_config(instance_path, env=None):
         # Secure (and __Host-/__Secure- names) except on `make run`'s plain-HTTP server.
         "COOKIE_SECURE": env_bool(env, "COOKIE_SECURE", not development),
         "ALLOWED_ORIGINS": env_list(env, "ALLOWED_ORIGINS"),
+        # The auth cookie from an allowed origin (Access-Control-Allow-Credentials): off.
+        "CORS_ALLOW_CREDENTIALS": env_bool(env, "CORS_ALLOW_CREDENTIALS", False),
+        "CORS_MAX_AGE": env_int(env, "CORS_MAX_AGE", 600, minimum=0),
         "PROXY_COUNT": env_int(env, "PROXY_COUNT", 0, minimum=0, maximum=5),
         "STREAMS_PER_USER": env_int(env, "STREAMS_PER_USER", 20, minimum=1),
         "STREAM_PING_SECONDS": env_float(env, "STREAM_PING_SECONDS", 15.0, minimum=0.05),

@@ -49,6 +49,12 @@ def _streaming_user_or_address():
 
 limiter = Limiter(key_func=_user_or_address)
 
+
+@limiter.request_filter
+def _preflight():
+    """A CORS preflight (OPTIONS) is the browser asking, not a request: it spends no budget."""
+    return request.method == "OPTIONS"
+
 #: Posting, editing, commenting, reacting and liking share one budget per user.
 limit_writes = limiter.shared_limit(lambda: current_app.config["RATELIMIT_WRITES"], scope="writes")
 #: ``POST /api/posts/<id>/typing`` per user.

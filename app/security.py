@@ -8,6 +8,7 @@ TLS ended at nginx, leaving a dependency for five lines of headers.
 import re
 
 from flask import request
+from flask_cors import CORS
 
 # Pages load only our own scripts and stylesheets (no inline <script>, <style> or style=""),
 # send forms only to us, and may not be framed. Streams are same-origin: EventSource and
@@ -79,6 +80,61 @@ def browser_vouches():
     return "Sec-Fetch-Site" in request.headers or "Origin" in request.headers
 
 
+#: Routes a front end on another origin may call (pages and WebSockets are not among them:
+#: the WebSocket handshake checks Origin itself, in app/transports/websocket.py).
+CORS_ROUTES = (r"/api/.*", r"/stream/.*", r"/poll/.*")
+CORS_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+CORS_HEADERS = ["Authorization", "Content-Type", "Last-Event-ID", "Idempotency-Key",
+                "X-CSRF-TOKEN", "Accept"]
+#: What a script on another origin may read besides the safelisted headers: how long to back
+#: off after a 429, and the rate-limit budget.
+CORS_EXPOSED = ["Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"]
+
+
+def init_cors(app):
+    """Answer CORS, preflight included, for exactly the origins in ``ALLOWED_ORIGINS``.
+
+    Flask-CORS adds the headers in an after-request hook and to error answers (401, 404, 422,
+    429…), so a script on an allowed origin can read why it was refused. Other origins get no
+    CORS header at all. ``Access-Control-Allow-Credentials`` only when the operator set
+    ``CORS_ALLOW_CREDENTIALS``: otherwise the auth cookie is not even read for such requests
+    (:class:`ForeignOriginCookies`), and Bearer tokens and stream tickets are the way in.
+    """
+    origins = app.config["ALLOWED_ORIGINS"]
+    if origins:
+        CORS(app, resources={route: {} for route in CORS_ROUTES}, origins=origins,
+             methods=CORS_METHODS, allow_headers=CORS_HEADERS, expose_headers=CORS_EXPOSED,
+             supports_credentials=app.config["CORS_ALLOW_CREDENTIALS"],
+             max_age=app.config["CORS_MAX_AGE"], vary_header=True)
+    app.wsgi_app = ForeignOriginCookies(app.wsgi_app, origins,
+                                        app.config["CORS_ALLOW_CREDENTIALS"])
+
+
+class ForeignOriginCookies:
+    """WSGI middleware: a request that says it comes from another origin is read without its
+    cookies, unless that origin is allowed and the operator let credentials cross origins.
+
+    A browser attaches this site's cookies to a fetch or WebSocket from another port or
+    subdomain of the same site; without this, such a request would act as the signed-in user
+    even when the answer is hidden from the script (an SSE slot taken, a WebSocket opened
+    from an allowed origin). Unsafe form posts from other sites are refused before that
+    anyway (app/pages/guard.py); with credentials on, CSRF double-submit still applies.
+    """
+
+    def __init__(self, app, allowed, credentials):
+        self.app = app
+        self.trusted = set(allowed) if credentials else set()
+
+    def __call__(self, environ, start_response):
+        origin = environ.get("HTTP_ORIGIN")
+        if origin is not None and "HTTP_COOKIE" in environ and origin not in self.trusted:
+            own = f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"
+            if origin != own:
+                del environ["HTTP_COOKIE"]
+        return self.app(environ, start_response)
+
+
 def init_app(app):
-    """Add the security headers to every answer: pages, API, errors and streams."""
+    """Add the security headers to every answer: pages, API, errors and streams; and CORS."""
     app.after_request(add_security_headers)
+    init_cors(app)

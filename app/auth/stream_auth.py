@@ -32,8 +32,13 @@ def _token_from_request():
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("the Authorization header must be 'Bearer <access token>'")
         return token.strip()
-    cookie = request.cookies.get(current_app.config["JWT_ACCESS_COOKIE_NAME"])
-    return cookie or request.args.get("token") or None
+    # A credential in the URL is the one the client chose (a token pasted into the console, a
+    # ticket): it wins over the cookie that the browser attaches to every request by itself.
+    if request.args.get("token"):
+        return request.args["token"]
+    if request.args.get("ticket"):
+        return None
+    return request.cookies.get(current_app.config["JWT_ACCESS_COOKIE_NAME"]) or None
 
 
 def _identity_from_token(token):

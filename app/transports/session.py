@@ -5,6 +5,8 @@ second, so no event falls between the two; every live message is then checked ag
 session's position (epoch and sequence number): a duplicate of what replay sent is dropped, a
 jump is filled from history, and what history no longer holds becomes ``resync_required``.
 """
+import logging
+import sys
 import time
 import uuid
 
@@ -13,6 +15,10 @@ from app.events import schema
 from app.events.channels import channel_kind
 from app.events.wire import Message, Position
 from app.ops import metrics
+
+log = logging.getLogger(__name__)
+#: Why a stream ended, for the log, when its inbox was closed for it.
+_ENDED_BY = {SLOW: "slow consumer", REVOKED: "revoked", SHUTDOWN: "shutdown"}
 
 
 class StreamRefused(Exception):
@@ -49,7 +55,7 @@ class StreamSession:
     # Thousands of sessions wait at once in a worker: no per-instance __dict__.
     __slots__ = ("broker", "channel", "kind", "identity", "transport", "ping_seconds", "limit",
                  "stream_id", "position", "inbox", "writer", "_slot", "_subscribed",
-                 "_open_gauge")
+                 "_open_gauge", "opened_at")
 
     def __init__(self, broker, channel, identity, transport, settings, on_close=None):
         self.broker = broker
@@ -69,6 +75,7 @@ class StreamSession:
         self._subscribed = False
         self._open_gauge = metrics.STREAMS_OPEN.labels(transport, self.kind)
         self.writer = None
+        self.opened_at = None
 
     # -- opening and closing ------------------------------------------------------------------
 
@@ -91,10 +98,15 @@ class StreamSession:
             self.broker.subscribe(self.inbox)
             self._subscribed = True
             self._open_gauge.inc()
-            return self._resume(last_event_id)
+            initial = self._resume(last_event_id)
         except BaseException:
             self.close()
             raise
+        self.opened_at = time.monotonic()
+        # Never the token: who, which channel, over what.
+        log.info("stream open: user=%s transport=%s channel=%s stream=%s",
+                 user_id, self.transport, self.channel, self.stream_id)
+        return initial
 
     def _resume(self, last_event_id):
         after = Position.parse(last_event_id) if last_event_id else None
@@ -106,7 +118,15 @@ class StreamSession:
         return self._accept(replay.messages)
 
     def close(self):
-        """Unsubscribe and give back the slot; safe to call twice."""
+        """Unsubscribe and give back the slot, and log why the stream ended; safe to call twice.
+
+        Transports call it from ``finally``: an exception still in flight there is the reason.
+        """
+        if self.opened_at is not None:
+            log.info("stream close: user=%s transport=%s channel=%s stream=%s duration=%.3fs "
+                     "reason=%s", self.identity.user_id, self.transport, self.channel,
+                     self.stream_id, time.monotonic() - self.opened_at, self._end_reason())
+            self.opened_at = None
         if self._subscribed:
             self._subscribed = False
             self._open_gauge.dec()
@@ -116,6 +136,18 @@ class StreamSession:
         if self._slot:
             self._slot = False
             self.broker.release_slot(self.identity.user_id, self.stream_id)
+
+    def _end_reason(self):
+        if self.inbox.closed in _ENDED_BY:
+            return _ENDED_BY[self.inbox.closed]
+        expires_at = self.identity.expires_at
+        if expires_at is not None and time.time() >= expires_at:
+            return "token expired"
+        error = sys.exc_info()[1]
+        if error is not None and not isinstance(error, (GeneratorExit, OSError)):
+            return "error"
+        # A long-poll session ends with each answer; other streams end when the client goes.
+        return "answered" if self.transport == "poll" else "client closed"
 
     def welcome(self):
         """Return the ``connection_established`` message that starts every stream."""

@@ -1,6 +1,6 @@
 // The one entry point of every page: reads what the page says about itself (<body data-*>),
 // keeps the session fresh, opens the page's live channel and wires its updates.
-import { sharedConnection } from "./client/shared.js";
+import { sharedConnection, viewerTabs } from "./client/shared.js";
 import { TRANSPORTS } from "./client/connection.js";
 import { enhanceForms } from "./forms.js";
 import { showConnection } from "./indicator.js";
@@ -8,7 +8,7 @@ import { setUpNotifyButton } from "./notify.js";
 import { resumeSession, scheduleRefresh } from "./session.js";
 import { startConsole } from "./pages/console.js";
 import { startPostPage } from "./pages/post.js";
-import { startPostList } from "./pages/posts.js";
+import { linkTabs, startPostList } from "./pages/posts.js";
 
 const page = document.body.dataset;
 const forced = new URLSearchParams(location.search).get("transport");
@@ -37,6 +37,7 @@ async function start() {
   if (page.session !== "active" || !page.channel) return enhanceForms({});
   const live = openLive();
   const viewerId = page.viewerId;
+  linkTabs(viewerTabs(viewerId));
   if (page.page === "post") {
     enhanceForms(startPostPage(live, {
       viewerId, postId: page.channelPostId, postAuthorId: page.postAuthorId,

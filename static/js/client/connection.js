@@ -8,9 +8,11 @@
 // - resync_required -> a "resync" event (the page refetches over REST);
 //   token_expired or a 401 -> refresh the session, then reconnect.
 //
+// - Another origin: `server` ({apiUrl, wsUrl, auth}) names the server and how to get a token
+//   or ticket; without it, this page's origin and its session cookie.
+//
 // Events dispatched: "state" {state, transport}, "event" (a contract event), "resync",
 // "message" (every raw message, controls included), "signedout".
-import { refreshSession } from "../session.js";
 import { openPoll, openSse, openWs } from "./transports.js";
 
 export const TRANSPORTS = ["sse", "ws", "poll"];
@@ -27,36 +29,110 @@ function backoffDelay(attempt) {
   return Math.floor(Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt));
 }
 
+/**
+ * Where the server is and how a stream proves who opens it. Every field is optional: the
+ * defaults are this page's origin and its session cookie (the same-origin pages).
+ * @typedef {object} Server
+ * @property {string} [apiUrl] origin of the API, SSE and long-poll, e.g. "https://api.example"
+ * @property {string} [wsUrl] origin of the WebSockets, e.g. "wss://api.example" (default:
+ *   apiUrl with ws: or wss:)
+ * @property {(ask: {refresh: boolean, transport: string}) =>
+ *   Promise<{token?: string, ticket?: string} | null>} [auth] an access token or a stream
+ *   ticket for the next request; `refresh` says the last one was refused (renew it). Null
+ *   means signed out. A token is exchanged for a single-use ticket before SSE and WebSocket
+ *   (no long-lived JWT in a URL) and sent as a Bearer header on long-poll.
+ */
+
+/** A refusal of the credentials (HTTP 401), or no credentials at all (signed out). */
+class Refused extends Error {
+  constructor(message) {
+    super(message);
+    this.status = 401;
+  }
+}
+
+function trim(url) {
+  return (url ?? "").replace(/\/+$/, "");
+}
+
+/** Return the WebSocket origin of *server*. */
+function wsOrigin(server) {
+  if (server.wsUrl) return trim(server.wsUrl);
+  if (server.apiUrl) return trim(server.apiUrl).replace(/^http/, "ws");
+  return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}`;
+}
+
 /** Return the URL of *channel* ({kind, postId}) on *transport*, with the query *params*. */
-function streamUrl(transport, channel, params) {
+function streamUrl(server, transport, channel, params) {
   const path = channel.kind === "post" ? `post/${encodeURIComponent(channel.postId)}` : "feed";
   const query = new URLSearchParams(Object.entries(params).filter(([, v]) => v));
   const suffix = query.size ? `?${query}` : "";
-  if (transport === "ws") {
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    return `${scheme}://${location.host}/ws/${path}${suffix}`;
-  }
-  return `/${transport === "sse" ? "stream" : "poll"}/${path}${suffix}`;
+  if (transport === "ws") return `${wsOrigin(server)}/ws/${path}${suffix}`;
+  return `${trim(server.apiUrl)}/${transport === "sse" ? "stream" : "poll"}/${path}${suffix}`;
 }
 
-/** Open *transport* on *channel*; see transports.js for the handler interface. */
-export function openTransport(transport, channel, { lastEventId, token }, handlers) {
+/**
+ * Return the query parameters and headers that authenticate one stream request: nothing for
+ * the cookie, `token` when one was given (the console's pasted token), else what
+ * `server.auth` gives.
+ */
+async function credentials(server, transport, token, refresh = false) {
+  if (token) return { params: { token }, headers: {} };
+  if (!server.auth) return { params: {}, headers: {} };
+  const given = await server.auth({ refresh, transport });
+  if (!given || !(given.token || given.ticket)) throw new Refused("signed out");
+  if (given.ticket) return { params: { ticket: given.ticket }, headers: {} };
+  const bearer = { Authorization: `Bearer ${given.token}` };
+  if (transport === "poll") return { params: {}, headers: bearer };
+  const response = await fetch(`${trim(server.apiUrl)}/api/auth/stream-ticket`, {
+    method: "POST", headers: { ...bearer, Accept: "application/json" },
+  });
+  if (response.status === 401) throw new Refused("the token was refused");
+  if (!response.ok) throw Object.assign(new Error("no stream ticket"), { status: response.status });
+  return { params: { ticket: (await response.json()).ticket }, headers: {} };
+}
+
+/**
+ * Open *transport* on *channel*; see transports.js for the handler interface. The handle
+ * comes at once; a transport that needs a ticket first opens when it has one, and a refusal
+ * of the credentials closes it with status 401.
+ *
+ * @param {{lastEventId?: string, token?: string, server?: Server}} options
+ */
+export function openTransport(transport, channel, { lastEventId, token, server = {} }, handlers) {
   if (transport === "poll") {
-    const url = (cursor, timeout) => streamUrl("poll", channel, { cursor, timeout, token });
-    return openPoll(url, handlers, { cursor: lastEventId });
+    const request = async (cursor, timeout) => {
+      const { params, headers } = await credentials(server, "poll", token);
+      return { url: streamUrl(server, "poll", channel, { cursor, timeout, ...params }), headers };
+    };
+    return openPoll(request, handlers, { cursor: lastEventId });
   }
-  const url = streamUrl(transport, channel, { last_event_id: lastEventId, token });
-  return transport === "ws" ? openWs(url, handlers) : openSse(url, handlers);
+  let inner = null;
+  let closed = false;
+  credentials(server, transport, token).then(({ params }) => {
+    if (closed) return;
+    const url = streamUrl(server, transport, channel, { last_event_id: lastEventId, ...params });
+    inner = transport === "ws" ? openWs(url, handlers) : openSse(url, handlers);
+  }, (error) => {
+    if (!closed) handlers.onclose(false, error.status, { message: error.message });
+  });
+  return {
+    close() { closed = true; inner?.close(); },
+    send(message) { return inner?.send?.(message) ?? false; },
+    sendText(text) { return inner?.sendText?.(text) ?? false; },
+  };
 }
 
 export class Connection extends EventTarget {
   /**
    * @param {{kind: string, postId?: string}} channel
-   * @param {{forced?: string, lastEventId?: string, pingSeconds?: number}} options
+   * @param {{forced?: string, lastEventId?: string, pingSeconds?: number, server?: Server}} options
+   *   `server`: where the server is and how to authenticate (default: this origin, cookies)
    */
-  constructor(channel, { forced = "", lastEventId = "", pingSeconds = 15 } = {}) {
+  constructor(channel, { forced = "", lastEventId = "", pingSeconds = 15, server = {} } = {}) {
     super();
     this.channel = channel;
+    this.server = server;
     this.forced = TRANSPORTS.includes(forced) ? forced : "";
     this.transport = this.forced || "sse";
     this.lastEventId = lastEventId;
@@ -116,7 +192,8 @@ export class Connection extends EventTarget {
     if (this.state === "offline" || this.state === "connected") this.setState("reconnecting");
     this.expired = false;
     const generation = ++this.generation;
-    this.handle = openTransport(this.transport, this.channel, { lastEventId: this.lastEventId }, {
+    const options = { lastEventId: this.lastEventId, server: this.server };
+    this.handle = openTransport(this.transport, this.channel, options, {
       onopen: () => this.opened(),
       onmessage: (message, raw) => this.received(message, raw),
       onclose: (opened, status) => this.closed(generation, opened, status),
@@ -157,7 +234,7 @@ export class Connection extends EventTarget {
     const expired = this.expired || status === 401 || (!opened && await this.unauthorized());
     if (generation !== this.generation || this.stopped) return;  // reconnected meanwhile
     if (expired) {
-      if (await refreshSession()) return this.connect();
+      if (await this.renew()) return this.connect();
       this.stop();
       this.setState("offline");
       return this.emit("signedout", {});
@@ -169,8 +246,27 @@ export class Connection extends EventTarget {
     this.timer = setTimeout(() => this.connect(), backoffDelay(this.attempt++));
   }
 
+  /** Renew the credentials after a refusal; resolve to whether there are new ones. */
+  async renew() {
+    if (!this.server.auth) {
+      // Imported only for the cookie session of the same-origin pages: a copy of client/ in
+      // a front end elsewhere needs no session.js (which reads this site's <body>).
+      const { refreshSession } = await import("../session.js");
+      return refreshSession();
+    }
+    try {
+      const given = await this.server.auth({ refresh: true, transport: this.transport });
+      return Boolean(given && (given.token || given.ticket));
+    } catch {
+      return false;
+    }
+  }
+
   /** Return whether the session is what failed (EventSource and WebSocket hide the 401). */
   async unauthorized() {
+    // With server.auth, a refused token shows when its ticket is asked for (a 401 there); a
+    // ticket given by the caller cannot be checked again.
+    if (this.server.auth) return false;
     try {
       return (await fetch("/api/me", { credentials: "same-origin" })).status === 401;
     } catch {

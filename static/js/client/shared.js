@@ -91,3 +91,23 @@ class SharedConnection extends EventTarget {
     for (const { name, detail } of this.recent.slice(start + 1)) send(name, detail);
   }
 }
+
+/**
+ * Return a bus between this viewer's tabs of this origin, for what only this browser knows:
+ * the viewer's own actions (their pressed reaction is not in any event). `tell(name,
+ * detail)` reaches the other tabs, which get it as a *name* event; none where the browser
+ * has no BroadcastChannel.
+ *
+ * @param {string} viewerId
+ */
+export function viewerTabs(viewerId) {
+  const tabs = new EventTarget();
+  if (!window.BroadcastChannel) {
+    tabs.tell = () => {};
+    return tabs;
+  }
+  const bus = new BroadcastChannel(`realtime-viewer:${viewerId}`);
+  bus.onmessage = ({ data }) => tabs.dispatchEvent(new CustomEvent(data.name, { detail: data.detail }));
+  tabs.tell = (name, detail) => bus.postMessage({ name, detail });
+  return tabs;
+}

@@ -1,8 +1,10 @@
 // The three transports behind one small interface, so the connection logic never cares
 // which one it drives:
-//   open(url, { onopen(), onmessage(message, raw), onclose(opened, status) }) -> { close(), send? }
+//   open(url, { onopen(), onmessage(message, raw), onclose(opened, status, detail) })
+//     -> { close(), send?(object), sendText?(text) }
 // onclose is called once, unless close() was called first; `opened` says whether the
-// transport ever connected (the fallback decision), `status` is an HTTP status when known.
+// transport ever connected (the fallback decision), `status` is an HTTP status when known,
+// `detail` the WebSocket's {code, reason} or a refusal's JSON error {code, message}.
 
 /** Every message type a stream may carry: SSE delivers named events only to named listeners. */
 const MESSAGE_TYPES = [
@@ -20,7 +22,7 @@ function parse(raw) {
   }
 }
 
-/** Open a Server-Sent Events stream (cookies travel with a same-origin EventSource). */
+/** Open a Server-Sent Events stream (cookies travel with a same-origin EventSource only). */
 export function openSse(url, handlers) {
   const source = new EventSource(url);
   let opened = false;
@@ -54,41 +56,52 @@ export function openWs(url, handlers) {
     const message = parse(event.data);
     if (message) handlers.onmessage(message, event.data);
   };
-  socket.onclose = () => {
+  socket.onclose = ({ code, reason }) => {
     if (done) return;
     done = true;
-    handlers.onclose(opened);
+    handlers.onclose(opened, undefined, { code, reason });
+  };
+  const sendText = (text) => {
+    if (socket.readyState !== WebSocket.OPEN) return false;
+    socket.send(text);
+    return true;
   };
   return {
     close() { done = true; socket.close(); },
-    send(message) {
-      if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
-    },
+    send: (message) => sendText(JSON.stringify(message)),
+    sendText,
   };
 }
 
 /**
- * Long-poll: ask for events after the cursor, again and again. *url(cursor, timeout)*
- * builds each request. The first asks with a 1 s timeout, so the page shows "connected"
+ * Long-poll: ask for events after the cursor, again and again. *request(cursor, timeout)*
+ * resolves to each request's {url, headers}; when it rejects, the poll ends with the
+ * error's status. The first asks with a 1 s timeout, so the page shows "connected"
  * at once instead of after a whole poll.
  */
-export function openPoll(url, handlers, { cursor = "", timeout = 25 } = {}) {
+export function openPoll(request, handlers, { cursor = "", timeout = 25 } = {}) {
   const abort = new AbortController();
   let done = false;
   (async () => {
     let opened = false;
     let status;
+    let detail;
     let wait = 1;
     while (!done) {
       // A poll that hangs past its own timeout is a dead connection.
       const deadline = setTimeout(() => abort.abort(), (wait + 15) * 1000);
       try {
-        const response = await fetch(url(cursor, wait), {
+        const { url, headers } = await request(cursor, wait);
+        if (done) return;
+        const response = await fetch(url, {
           credentials: "same-origin", cache: "no-store", signal: abort.signal,
-          headers: { Accept: "application/json" },
+          headers: { Accept: "application/json", ...headers },
         });
         status = response.status;
-        if (!response.ok) break;
+        if (!response.ok) {
+          detail = (await response.json().catch(() => null))?.error;
+          break;
+        }
         const body = await response.json();
         if (!opened) { opened = true; handlers.onopen(); }
         for (const message of body.events ?? []) {
@@ -97,7 +110,8 @@ export function openPoll(url, handlers, { cursor = "", timeout = 25 } = {}) {
         }
         cursor = body.cursor ?? cursor;
         wait = timeout;
-      } catch {
+      } catch (error) {
+        status = error.status ?? status;
         break;
       } finally {
         clearTimeout(deadline);
@@ -105,7 +119,7 @@ export function openPoll(url, handlers, { cursor = "", timeout = 25 } = {}) {
     }
     if (!done) {
       done = true;
-      handlers.onclose(opened, status);
+      handlers.onclose(opened, status, detail);
     }
   })();
   return { close() { done = true; abort.abort(); } };

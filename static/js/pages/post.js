@@ -1,7 +1,7 @@
 // A post's page: the post, live comments, comment likes and "X is typing…".
 import { api } from "../session.js";
 import { sendContent } from "../forms.js";
-import { applyPostEvent, cardOf, react } from "./posts.js";
+import { applyPostEvent, cardOf, react, shareCommentCount } from "./posts.js";
 import { insert, nameWithHandle, renderComment, setCommentCount, setLikeCount, setLiked, updatePost } from "../render.js";
 
 const TYPING_SHOWN_MS = 4000;   // a typing notice fades when no new one comes
@@ -60,7 +60,12 @@ export function startPostPage(live, page) {
 function countBy(postId, comments, delta) {
   const card = cardOf(postId);
   const shown = card?.querySelector("[data-field=comment_count]");
-  if (shown) setCommentCount(card, Math.max(0, Number(shown.textContent) + delta));
+  if (shown) {
+    const count = Math.max(0, Number(shown.textContent) + delta);
+    setCommentCount(card, count);
+    // Feed cards get no comment events: this viewer's feed tabs learn the count from here.
+    shareCommentCount(postId, count);
+  }
   document.querySelector("[data-role=no-comments]").hidden = comments.children.length > 0;
 }
 

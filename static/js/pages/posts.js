@@ -2,7 +2,7 @@
 import { api } from "../session.js";
 import { showToast } from "../toasts.js";
 import { notifyNewPost } from "../notify.js";
-import { insert, nameWithHandle, renderPost, setMyReaction, setReactionCounts, updatePost } from "../render.js";
+import { insert, nameWithHandle, renderPost, setCommentCount, setMyReaction, setReactionCounts, updatePost } from "../render.js";
 import { sendContent } from "../forms.js";
 
 const PAGE_SIZE = 20;
@@ -24,6 +24,32 @@ export function applyPostEvent(event) {
   }
 }
 
+// The viewer's other tabs (see viewerTabs in client/shared.js), once linkTabs() is called.
+let tabs = null;
+
+/**
+ * Show in this tab what the viewer did in another: their pressed reaction (no event says
+ * it), and a post's comment count as a tab showing that post saw it change.
+ */
+export function linkTabs(viewerTabs) {
+  tabs = viewerTabs;
+  tabs.addEventListener("own-reaction", ({ detail }) => {
+    const card = cardOf(detail.postId);
+    if (!card) return;
+    setReactionCounts(card, detail.counts);
+    setMyReaction(card, detail.type);
+  });
+  tabs.addEventListener("comment-count", ({ detail }) => {
+    const card = cardOf(detail.postId);
+    if (card) setCommentCount(card, detail.count);
+  });
+}
+
+/** Tell the viewer's other tabs that post *postId* now has *count* comments. */
+export function shareCommentCount(postId, count) {
+  tabs?.tell("comment-count", { postId, count });
+}
+
 /** Toggle the viewer's reaction through the API; the answer carries the new counts. */
 export async function react(form, submitter) {
   const card = form.closest("[data-post-id]");
@@ -35,6 +61,8 @@ export async function react(form, submitter) {
   const { reaction_data: data } = await response.json();
   setReactionCounts(card, data.counts);
   setMyReaction(card, undo ? null : submitter.value);
+  tabs?.tell("own-reaction", { postId: card.dataset.postId, type: undo ? null : submitter.value,
+    counts: data.counts });
   return true;
 }
 
