@@ -85,8 +85,8 @@ function pendingCard(write, page) {
   if (!card) return null;
   card.removeAttribute("data-post-id");
   card.removeAttribute("id");
-  card.querySelectorAll("form, footer, a.permalink").forEach((node) => node.replaceWith(...node.childNodes));
-  card.querySelectorAll("button, details").forEach((node) => node.remove());
+  card.querySelector("a.permalink")?.replaceWith(...card.querySelector("a.permalink").childNodes);
+  card.querySelectorAll("[data-role=reactions], footer").forEach((node) => node.remove());
   return markPending(card, write.key);
 }
 
