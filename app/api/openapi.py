@@ -5,7 +5,7 @@ the app's URL map, so a route cannot exist without appearing in it.
 """
 from flask import current_app
 
-from app.api import schemas
+from app.api import idempotency, schemas
 
 _ERROR_STATUSES = {"400": "bad JSON", "401": "not authenticated", "403": "not allowed",
                    "404": "not found", "413": "body over 64 KiB", "422": "validation error",
@@ -29,10 +29,22 @@ def _schema_ref(model, components):
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
-def _operation(doc, rule, components):
+_IDEMPOTENCY_KEY = {
+    "name": idempotency.HEADER, "in": "header", "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
+    "description": "Makes the write safe to retry: the first answer is kept for 24 hours (per "
+                   "user) and returned to a retry with the same key, marked "
+                   "`Idempotent-Replayed: true`, without doing the write again. The same key "
+                   "with another method, path or body is a 422; a retry while the first is "
+                   "still running waits for its answer, or gets a 409 after a few seconds."}
+
+
+def _operation(doc, rule, method, components):
     operation = {"summary": doc["summary"], "responses": {}}
     params = [{"name": arg, "in": "path", "required": True, "schema": {"type": "string"}}
               for arg in rule.arguments]
+    if method in idempotency.WRITE_METHODS and rule.endpoint.startswith("api."):
+        params.append(_IDEMPOTENCY_KEY)
     if doc["query"] is not None:
         for name, field in doc["query"].model_fields.items():
             schema = doc["query"].model_json_schema()["properties"][name]
@@ -50,6 +62,9 @@ def _operation(doc, rule, components):
     error = {"content": {"application/json": {"schema": _schema_ref(schemas.ErrorOut, components)}}}
     for status, description in _ERROR_STATUSES.items():
         operation["responses"][status] = {"description": description, **error}
+    if any(p["in"] == "header" for p in params):
+        operation["responses"]["409"] = {"description": "a request with this Idempotency-Key "
+                                                        "is still in progress", **error}
     if doc["auth"]:
         operation["security"] = [{"bearer": []}]
     return operation
@@ -65,7 +80,7 @@ def build_document():
             continue
         path = rule.rule.replace("<", "{").replace(">", "}").rstrip("/") or "/"
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            paths.setdefault(path, {})[method.lower()] = _operation(doc, rule, components)
+            paths.setdefault(path, {})[method.lower()] = _operation(doc, rule, method, components)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Realtime social feed", "version": "1.0.0",

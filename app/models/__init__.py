@@ -1,10 +1,11 @@
 """The social graph's tables: columns, relationships and invariants only."""
 from app.models.comment import Comment, CommentLike
 from app.models.follow import Follow
+from app.models.idempotency import IdempotencyKey
 from app.models.post import Post
 from app.models.reaction import REACTION_TYPES, Reaction
 from app.models.tokens import RevokedSession, StreamTicket, UsedRefreshToken
 from app.models.user import User
 
-__all__ = ["Comment", "CommentLike", "Follow", "Post", "REACTION_TYPES", "Reaction",
+__all__ = ["Comment", "CommentLike", "Follow", "IdempotencyKey", "Post", "REACTION_TYPES", "Reaction",
            "RevokedSession", "StreamTicket", "UsedRefreshToken", "User"]

@@ -21,6 +21,26 @@ def when(iso):
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
+AVATAR_HUES = 12  # app.css has a colour for each
+
+
+@bp.app_template_filter("avatar_hue")
+def avatar_hue(username):
+    """Return the avatar colour slot (0–11) of *username*: FNV-1a 32 over its lower-case
+    bytes, as render.js computes it for posts that arrive live."""
+    value = 0x811C9DC5
+    for byte in username.lower().encode():
+        value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return value % AVATAR_HUES
+
+
+@bp.app_template_filter("initials")
+def initials(display_name, username=""):
+    """Return up to two initials of a display name, upper-case (render.js agrees)."""
+    letters = "".join(word[0] for word in display_name.split()[:2])
+    return (letters or username[:1] or "?").upper()
+
+
 def _blank_author():
     return {"id": "", "username": USERNAME_MARK, "display_name": ""}
 

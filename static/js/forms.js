@@ -1,7 +1,8 @@
 // Forms work without JavaScript (they post to page routes and redirect). With it, the
 // frequent ones go through the JSON API instead, so the page and its live connection stay;
-// when the API call fails for any reason, the form is submitted the ordinary way.
-import { api, csrfToken } from "./session.js";
+// when the API refuses the write, the form is submitted the ordinary way (and shows why).
+// Writes that get no answer at all wait in the outbox (outbox.js) and show as pending.
+import { csrfToken } from "./session.js";
 
 /**
  * Enhance the page's forms. *handlers* maps a form's data-role to
@@ -38,10 +39,24 @@ function refreshCsrfField(form) {
   if (field && current) field.value = current;
 }
 
-/** Send a form's content to the API as JSON; resolve to the answer's JSON, or null. */
-export async function sendContent(form, method, path) {
+/** Return the trimmed-or-not text of a form's content box, or "" when it is blank. */
+export function contentOf(form) {
   const content = form.querySelector("textarea[name=content]").value;
-  if (!content.trim()) return null;
-  const response = await api(method, path, { content });
-  return response.ok ? response.json() : null;
+  return content.trim() ? content : "";
+}
+
+/** Mark *element* as a write still waiting to be sent, with a note saying so. */
+export function markPending(element, key, note = "Pending: sends when you are back online") {
+  element.dataset.outboxKey = key;
+  element.classList.add("pending");
+  const label = document.createElement("p");
+  label.className = "pending-note";
+  label.textContent = note;
+  element.append(label);
+  return element;
+}
+
+/** Return the element of this page that shows queued write *key*, or null. */
+export function pendingElement(key) {
+  return document.querySelector(`[data-outbox-key="${CSS.escape(key)}"]`);
 }

@@ -6,6 +6,7 @@ import { enhanceForms } from "./forms.js";
 import { showConnection } from "./indicator.js";
 import { setUpNotifyButton } from "./notify.js";
 import { resumeSession, scheduleRefresh } from "./session.js";
+import { keepTimesCurrent } from "./times.js";
 import { startConsole } from "./pages/console.js";
 import { startPostPage } from "./pages/post.js";
 import { linkTabs, startPostList } from "./pages/posts.js";
@@ -28,6 +29,7 @@ function openLive() {
 }
 
 async function start() {
+  keepTimesCurrent();
   if (page.session !== "active" && await resumeSession()) return location.reload();
   if (page.session === "active") {
     scheduleRefresh(Number(page.sessionExpires));
@@ -40,11 +42,11 @@ async function start() {
   linkTabs(viewerTabs(viewerId));
   if (page.page === "post") {
     enhanceForms(startPostPage(live, {
-      viewerId, postId: page.channelPostId, postAuthorId: page.postAuthorId,
+      viewerId, viewerUsername: page.viewerUsername, postId: page.channelPostId, postAuthorId: page.postAuthorId,
     }));
   } else {
     enhanceForms(startPostList(live, {
-      viewerId, profileId: page.profileId, profileUsername: page.profileUsername,
+      viewerId, viewerUsername: page.viewerUsername, profileId: page.profileId, profileUsername: page.profileUsername,
     }));
   }
 }

@@ -1,5 +1,24 @@
 // Posts and comments rendered from JSON with the server's own markup: the page ships blank
 // rows (script[data-template]) that are cloned and filled, so the two never drift apart.
+import { humanize } from "./times.js";
+
+const AVATAR_HUES = 12;  // app.css has a colour for each; the server's avatar_hue agrees
+
+/** Return the colour slot (0–11) of *username*: FNV-1a over its lower-case bytes. */
+export function avatarHue(username) {
+  let hash = 0x811c9dc5;
+  for (const byte of new TextEncoder().encode(username.toLowerCase())) {
+    hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
+  }
+  return hash % AVATAR_HUES;
+}
+
+/** Return up to two initials of a display name (the server's `initials` filter agrees). */
+export function initials(displayName, username = "") {
+  const words = displayName.trim().split(/\s+/).filter(Boolean);
+  const letters = words.slice(0, 2).map((word) => Array.from(word)[0]).join("");
+  return (letters || Array.from(username)[0] || "?").toUpperCase();
+}
 
 /** Format an ISO time as "2026-01-02 15:04 UTC", as the server's `when` filter does. */
 export function formatTime(iso) {
@@ -33,9 +52,15 @@ function fillAuthor(element, author, createdAt) {
   element.dataset.authorId = author.id;
   setField(element, "author", author.display_name);
   setField(element, "handle", `@${author.username}`);
+  const avatar = element.querySelector("[data-field=avatar]");
+  if (avatar) {
+    avatar.dataset.hue = String(avatarHue(author.username));
+    avatar.textContent = initials(author.display_name, author.username);
+  }
   const time = element.querySelector("[data-field=created]");
   time.dateTime = createdAt;
   time.textContent = formatTime(createdAt);
+  humanize(time);
 }
 
 /** Return a new post card for *post*; edit and delete only for the viewer's own. */

@@ -85,11 +85,12 @@ export function scheduleRefresh(expiresAt) {
 
 /**
  * Call the JSON API with the session cookie and the CSRF header; on a 401, refresh the
- * session once and retry. Resolves to the Response (network errors reject).
+ * session once and retry. *extraHeaders* go with it (an Idempotency-Key). Resolves to the
+ * Response (network errors reject).
  */
-export async function api(method, path, body) {
+export async function api(method, path, body, extraHeaders = {}) {
   const send = () => {
-    const headers = { Accept: "application/json" };
+    const headers = { Accept: "application/json", ...extraHeaders };
     if (method !== "GET") headers["X-CSRF-TOKEN"] = csrfToken();
     if (body !== undefined) headers["Content-Type"] = "application/json";
     return fetch(path, {

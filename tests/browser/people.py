@@ -13,15 +13,17 @@ class Person:
     :param base_url: the server's URL.
     :param username: a fresh username.
     :param display_name: what to type in the form's display name (none: the username).
+    :param context_options: more options of the browser context (``timezone_id``, ``locale``).
     """
 
     def __init__(self, browser, base_url, username, password="password123", viewport=None,
-                 display_name=None):
+                 display_name=None, **context_options):
         self.base_url = base_url
         self.username = username
         self.password = password
         self.context = browser.new_context(base_url=base_url,
-                                           viewport=viewport or {"width": 1000, "height": 760})
+                                           viewport=viewport or {"width": 1000, "height": 760},
+                                           **context_options)
         self.context.set_default_timeout(10_000)
         self.errors = []
         self.page = self.new_page()

@@ -1,7 +1,9 @@
 // A post's page: the post, live comments, comment likes and "X is typing…".
 import { api } from "../session.js";
-import { sendContent } from "../forms.js";
-import { applyPostEvent, cardOf, react, shareCommentCount } from "./posts.js";
+import { showToast } from "../toasts.js";
+import { contentOf, markPending, pendingElement } from "../forms.js";
+import { pendingWrites, startOutbox, submit } from "../outbox.js";
+import { applyPostEvent, cardOf, react, settleReaction, shareCommentCount, showPendingReactions } from "./posts.js";
 import { insert, nameWithHandle, renderComment, setCommentCount, setLikeCount, setLiked, updatePost } from "../render.js";
 
 const TYPING_SHOWN_MS = 4000;   // a typing notice fades when no new one comes
@@ -43,17 +45,58 @@ export function startPostPage(live, page) {
   live.addEventListener("resync", () => reload(page, comments));
   announceTyping(page.postId);
 
+  const showPending = (write) => {
+    if (write.kind === "comment" && write.meta.postId === page.postId) {
+      comments.append(pendingComment(write, page));
+      document.querySelector("[data-role=no-comments]").hidden = true;
+    } else if (write.kind === "like") {
+      const button = rowOf(write.meta.commentId)?.querySelector("[data-role=comment-like] button");
+      if (button) button.disabled = true;
+    }
+  };
+  const settled = (write, outcome) => {
+    if (settleReaction(write, outcome)) return;
+    if (write.kind === "like") {
+      const row = rowOf(write.meta.commentId);
+      if (row) likeSettled(row, outcome);
+    } else if (write.kind === "comment") {
+      const pending = pendingElement(write.key);
+      if (!pending) return;
+      pending.remove();
+      if (outcome.ok) addComment(outcome.body);
+      else showToast(`Comment not posted: ${outcome.body?.error?.message ?? outcome.status}`);
+    }
+  };
+  pendingWrites().then((writes) => writes.forEach(showPending))
+    .then(showPendingReactions).finally(() => startOutbox(page.viewerId, settled));
+
   return {
     reactions: react,
-    "comment-like": likeComment,
+    "comment-like": (form) => likeComment(form, showPending),
     async "comment-form"(form) {
-      const comment = await sendContent(form, "POST", `/api/posts/${page.postId}/comments`);
-      if (!comment) return false;
+      const content = contentOf(form);
+      if (!content) return false;
+      const { pending, write, outcome } = await submit({
+        method: "POST", path: `/api/posts/${page.postId}/comments`, body: { content },
+        kind: "comment", meta: { postId: page.postId, content } });
+      if (pending) showPending(write);
+      else if (!outcome.ok) return false;
+      else addComment(outcome.body);
       form.reset();
-      addComment(comment);
       return true;
     },
   };
+}
+
+/** Return a row for a comment still waiting to be sent: no id yet, nothing to click. */
+function pendingComment(write, page) {
+  const author = { id: page.viewerId, username: page.viewerUsername, display_name: "You" };
+  const row = renderComment({ id: "pending", author, content: write.meta.content,
+    created_at: write.at, like_count: 0 }, page.viewerId, page.postAuthorId);
+  row.removeAttribute("data-comment-id");
+  row.removeAttribute("id");
+  row.querySelector(".comment-actions")?.remove();
+  return markPending(row, write.key);
 }
 
 /** Change the shown comment count by *delta* (the list may show only the first page). */
@@ -79,16 +122,26 @@ function postGone() {
   form?.insertAdjacentHTML("beforebegin", '<p class="flash" role="alert">This post was deleted.</p>');
 }
 
-/** Like or unlike a comment through the API. */
-async function likeComment(form) {
+/** Like or unlike a comment through the outbox; *showPending(write)* when it has to wait. */
+async function likeComment(form, showPending) {
   const row = form.closest("[data-comment-id]");
   const liked = form.querySelector("button").getAttribute("aria-pressed") === "true";
-  const response = await api(liked ? "DELETE" : "PUT", `/api/comments/${row.dataset.commentId}/like`);
-  if (!response.ok) return false;
-  const answer = await response.json();
-  setLikeCount(row, answer.like_count);
-  setLiked(row, answer.liked);
+  const commentId = row.dataset.commentId;
+  const { pending, write, outcome } = await submit({
+    method: liked ? "DELETE" : "PUT", path: `/api/comments/${commentId}/like`, kind: "like",
+    meta: { commentId } });
+  if (pending) showPending(write);
+  else if (!outcome.ok) return false;
+  else likeSettled(row, outcome);
   return true;
+}
+
+function likeSettled(row, outcome) {
+  const button = row.querySelector("[data-role=comment-like] button");
+  if (button) button.disabled = false;
+  if (!outcome.ok) return;
+  setLikeCount(row, outcome.body.like_count);
+  setLiked(row, outcome.body.liked);
 }
 
 /** Return the typing indicator: names shown for a few seconds, the element empty otherwise. */
