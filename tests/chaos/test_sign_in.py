@@ -78,7 +78,8 @@ def test_a_sign_in_storm_does_not_stall_open_streams(server):
             "ping lateness quiet p99 ms": round(percentile(quiet, 0.99) * 1000, 1),
             "during the storm p50 ms": round(percentile(storm, 0.5) * 1000, 1),
             "p99 ms": round(p99 * 1000, 1), "max ms": round(max(storm or [0]) * 1000, 1)},
-           "every sign-in 200; ping lateness p99 ≤ 2 s during the storm (28 s with hashing on the event loop)", met)
+           "every sign-in 200; ping lateness p99 ≤ 2 s during the storm (28 s with hashing on "
+           "the event loop)", met)
     assert set(answers) == {200}, answers
     assert p99 <= 2.0, sorted(storm)[-20:]
 
