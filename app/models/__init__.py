@@ -1,10 +1,12 @@
 """The social graph's tables: columns, relationships and invariants only."""
 from app.models.comment import Comment, CommentLike
 from app.models.follow import Follow
+from app.models.notification import NOTIFICATION_TYPES, Notification, PushSubscription
 from app.models.post import Post
 from app.models.reaction import REACTION_TYPES, Reaction
 from app.models.tokens import RevokedSession, StreamTicket, UsedRefreshToken
 from app.models.user import User
 
-__all__ = ["Comment", "CommentLike", "Follow", "Post", "REACTION_TYPES", "Reaction",
-           "RevokedSession", "StreamTicket", "UsedRefreshToken", "User"]
+__all__ = ["Comment", "CommentLike", "Follow", "NOTIFICATION_TYPES", "Notification", "Post",
+           "PushSubscription", "REACTION_TYPES", "Reaction", "RevokedSession", "StreamTicket",
+           "UsedRefreshToken", "User"]
