@@ -19,6 +19,7 @@ from app.broker import BrokerUnavailable
 from app.broker.extension import current_broker
 from app.extensions import db
 from app.models import PushSubscription
+from app.ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class Sender:
         try:
             self.queue.put_nowait(job)
         except Full:
+            metrics.PUSHES.labels("dropped").inc()
             log.warning("push queue full: a push to user %s is dropped", job[0])
             return
         if len(self.workers) < self.size:
@@ -68,6 +70,7 @@ class Sender:
         """Push *payload* to every browser of *user_id*, unless they have a stream open."""
         try:
             if current_broker().has_streams(user_id):
+                metrics.PUSHES.labels("online").inc()
                 return
         except BrokerUnavailable as exc:
             log.warning("cannot tell whether user %s has a page open (%s); pushing", user_id, exc)
@@ -75,7 +78,12 @@ class Sender:
             select(PushSubscription).where(PushSubscription.user_id == user_id)).all()
         targets = [(s.id, s.endpoint, s.p256dh, s.auth) for s in subscriptions]
         db.session.rollback()  # hold no connection while push services answer
-        gone = [sub_id for sub_id, *target in targets if self._push(*target, payload) in GONE]
+        outcomes = {sub_id: self._push(*target, payload) for sub_id, *target in targets}
+        for status in outcomes.values():
+            outcome = "gone" if status in GONE else "sent" if status in (200, 201, 202) \
+                else "failed"
+            metrics.PUSHES.labels(outcome).inc()
+        gone = [sub_id for sub_id, status in outcomes.items() if status in GONE]
         if gone:
             db.session.execute(delete(PushSubscription).where(PushSubscription.id.in_(gone)))
             db.session.commit()

@@ -147,3 +147,13 @@ def test_the_event_reaches_only_the_recipients_own_feed_with_the_unread_count(cl
     assert "notification" not in [e["event"] for e in bobs.events + [bobs.until("new_post")]]
     stream.close()
     bobs.close()
+
+
+def test_without_a_vapid_key_push_is_off_and_says_so(api):
+    alice = api.user("alice")
+    subscription = {"endpoint": "https://push.example.com/x", "keys": {"p256dh": "x", "auth": "y"}}
+    for method, path, body in (("GET", "/api/push/public-key", None),
+                               ("POST", "/api/push/subscriptions", subscription)):
+        response = alice.call(method, path, json=body)
+        assert response.status_code == 503
+        assert response.get_json()["error"]["code"] == "unavailable"
