@@ -159,13 +159,20 @@ def mark_read(user_id, ids=None):
     return unread_count(user_id)
 
 
-def describe(notification):
-    """Return a sentence for a ``Notification`` object: "Alice (@alice) liked your comment"."""
+_PHRASES = {FOLLOW: "started following you", COMMENT: "commented on your post",
+            REACTION: "reacted to your post", COMMENT_LIKE: "liked your comment",
+            MENTION: "mentioned you"}
+
+
+def describe(notification, others=0):
+    """Return a sentence for a ``Notification`` object: "Alice (@alice) liked your comment",
+    or with *others* people more, "Alice (@alice) and 3 others reacted to your post"."""
     actor = notification["actor"]
+    # The @username beside the display name: a look-alike name cannot pass as someone else.
     who = f"{actor['display_name']} (@{actor['username']})"
-    return who + {FOLLOW: " started following you", COMMENT: " commented on your post",
-                  REACTION: " reacted to your post", COMMENT_LIKE: " liked your comment",
-                  MENTION: " mentioned you"}[notification["type"]]
+    if others:
+        who += f" and {others} other{'s' if others > 1 else ''}"
+    return f"{who} {_PHRASES[notification['type']]}"
 
 
 def link(notification):

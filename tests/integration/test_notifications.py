@@ -1,7 +1,10 @@
 """Notifications: each kind, never for one's own action, told once, listed and marked read."""
+import re
 import uuid
 
+from app.services.posts import create_post
 from tests.integration.test_queries import counting_queries
+from tests.support.pageforms import HTML, fresh_client, sign_up
 from tests.support.streams import open_stream
 
 
@@ -157,3 +160,41 @@ def test_without_a_vapid_key_push_is_off_and_says_so(api):
         response = alice.call(method, path, json=body)
         assert response.status_code == 503
         assert response.get_json()["error"]["code"] == "unavailable"
+
+
+def test_the_page_groups_links_and_marks_read_without_javascript(client, api):
+    browser = fresh_client(client)
+    name = sign_up(browser)
+    me = browser.get("/api/me").get_json()
+    fans = [api.user(f"fan{i}") for i in range(4)]
+    with browser.application.app_context():
+        her_post = create_post(me["id"], "hers").id
+    for fan in fans:
+        fan.call("PUT", f"/api/posts/{her_post}/reaction", json={"type": "love"})
+    fans[1].call("PUT", f"/api/users/{name}/follow")
+    fans[2].post(f"hi @{name}")
+
+    page = browser.get("/notifications", headers=HTML)
+    assert page.status_code == 200
+    html = page.text
+    assert '<script' not in html.split("<main", 1)[1]  # the list itself is plain HTML
+    lines = re.findall(r'<li class="notification( unread)?" data-type="(\w+)"', html)
+    assert lines == [(" unread", "mention"), (" unread", "follow"), (" unread", "reaction")]
+    assert "fan3 (@fan3) and 3 others reacted to your post" in html
+    assert f'href="/post/{her_post}"' in html and 'href="/u/fan1"' in html
+    assert 'data-role="unread-count" hidden>0<' in html  # read as they are shown
+    assert api.client.get("/notifications", headers=HTML).status_code == 302  # signed out
+
+    fans[3].call("PUT", f"/api/users/{name}/follow")
+    assert 'data-role="unread-count">1<' in browser.get("/", headers=HTML).text
+    lines = re.findall(r'<li class="notification( unread)?" data-type="(\w+)"',
+                       browser.get("/notifications", headers=HTML).text)
+    assert lines == [(" unread", "follow"), ("", "mention"), ("", "reaction")]
+
+
+def test_the_service_worker_is_served_for_the_whole_site(client):
+    response = client.get("/sw.js")
+    assert response.status_code == 200
+    assert response.mimetype == "text/javascript"
+    assert response.headers["Service-Worker-Allowed"] == "/"
+    assert "showNotification" in response.text
