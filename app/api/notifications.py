@@ -13,7 +13,7 @@ from app.api import bp, schemas
 from app.api.openapi import documented
 from app.api.pagination import decode_cursor, encode_cursor
 from app.api.validation import json_body, query_args
-from app.errors import Unavailable, ValidationFailed
+from app.errors import NotFound, ValidationFailed
 from app.extensions import db
 from app.models import PushSubscription
 from app.models.base import new_id
@@ -61,7 +61,7 @@ def read_notifications():
 @documented("The VAPID application server key for PushManager.subscribe",
             response=schemas.PublicKeyOut)
 def push_public_key():
-    """Return the server's VAPID public key; 503 when Web Push is not configured."""
+    """Return the server's VAPID public key; 404 when Web Push is not configured."""
     return {"public_key": _vapid().public_key}
 
 
@@ -103,9 +103,11 @@ def unsubscribe_push():
 
 
 def _vapid():
+    """Return the VAPID keys; a server without them has no Web Push: 404 (not a fault, as
+    a 5xx would say, but a feature this server does not offer)."""
     keys = current_app.extensions.get("vapid")
     if keys is None:
-        raise Unavailable("Web Push is not configured on this server (no VAPID key)")
+        raise NotFound("Web Push is not configured on this server (no VAPID key)")
     return keys
 
 

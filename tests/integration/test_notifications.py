@@ -158,8 +158,8 @@ def test_without_a_vapid_key_push_is_off_and_says_so(api):
     for method, path, body in (("GET", "/api/push/public-key", None),
                                ("POST", "/api/push/subscriptions", subscription)):
         response = alice.call(method, path, json=body)
-        assert response.status_code == 503
-        assert response.get_json()["error"]["code"] == "unavailable"
+        assert response.status_code == 404
+        assert response.get_json()["error"]["code"] == "not_found"
 
 
 def test_the_page_groups_links_and_marks_read_without_javascript(client, api):
