@@ -21,6 +21,7 @@ def create_app(config=None):
     from app import database, ratelimit, security
     from app.auth import tokens
     from app.broker import extension as broker
+    from app.push import keys as push_keys
     from app.transports import websocket
 
     database.init_app(app)
@@ -29,6 +30,7 @@ def create_app(config=None):
     ratelimit.init_app(app)
     websocket.init_app(app)
     security.init_app(app)
+    push_keys.init_app(app)
     register_blueprints(app)
     register_error_handlers(app)
     app.before_request(_refuse_large_bodies)

@@ -71,20 +71,25 @@ def env_list(env, name):
 
 
 def _development_secret(instance_path):
-    """Return a per-checkout secret for development, created once under ``instance/``.
+    """Return a per-checkout secret for development, created once under ``instance/``."""
+    return development_file(instance_path, "dev-jwt-secret", lambda: secrets.token_urlsafe(48))
+
+
+def development_file(instance_path, name, make):
+    """Return the text of ``instance/<name>``, written once with what *make()* returns.
 
     The file is readable by its owner only (0600) from the moment it exists: it is written
     under a temporary name created with that mode, then renamed into place, so no other user
     can read it and no reader sees it half-written.
     """
-    path = Path(instance_path) / "dev-jwt-secret"
+    path = Path(instance_path) / name
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_urlsafe(48))
+                f.write(make())
             # A hard link, unlike a rename, never replaces: of two processes starting
             # together, the first link wins and both read the one secret.
             os.link(temporary, path)
@@ -173,6 +178,15 @@ def load_config(instance_path, env=None):
         "PASSWORD_HASH_TIME_COST": env_int(env, "PASSWORD_HASH_TIME_COST", 3, minimum=1),
         "PASSWORD_HASH_MEMORY_KIB": env_int(env, "PASSWORD_HASH_MEMORY_KIB", 65536, minimum=32),
         "PASSWORD_HASH_CONCURRENCY": env_int(env, "PASSWORD_HASH_CONCURRENCY", 2, minimum=1),
+        # Web Push (app/push): unset outside development, pushes are off; in development a
+        # key pair is made once under instance/.
+        "VAPID_PRIVATE_KEY": env_str(env, "VAPID_PRIVATE_KEY"),
+        "VAPID_PUBLIC_KEY": env_str(env, "VAPID_PUBLIC_KEY"),
+        "VAPID_SUBJECT": env_str(env, "VAPID_SUBJECT"),
+        "PUSH_TTL_SECONDS": env_int(env, "PUSH_TTL_SECONDS", 86400, minimum=0),
+        "PUSH_SENDERS": env_int(env, "PUSH_SENDERS", 4, minimum=1),
+        # Endpoints on loopback or private addresses, over plain HTTP: for tests only.
+        "PUSH_ALLOW_LOCAL_ENDPOINTS": env_bool(env, "PUSH_ALLOW_LOCAL_ENDPOINTS", False),
     }
 
 

@@ -1,4 +1,5 @@
-"""The JSON API under ``/api``: users, follows, the feed, posts, reactions and comments."""
+"""The JSON API under ``/api``: users, follows, the feed, posts, reactions, comments,
+notifications and Web Push subscriptions."""
 from flask import Blueprint
 
 from app.api import idempotency
@@ -9,4 +10,4 @@ bp.record_once(lambda state: idempotency.init_app(state.app))
 bp.before_request(idempotency.claim_key)
 bp.after_request(idempotency.keep_answer)
 
-from app.api import comments, docs, posts, users  # noqa: E402,F401  (register the routes)
+from app.api import comments, docs, notifications, posts, users  # noqa: E402,F401  (routes)

@@ -194,3 +194,54 @@ class ErrorBody(BaseModel):
 
 class ErrorOut(BaseModel):
     error: ErrorBody
+
+
+# -- notifications and Web Push -------------------------------------------------------------------
+
+class NotificationsReadIn(Body):
+    """``{"ids": [...]}`` or ``{"all": true}``: which notifications to mark read."""
+
+    ids: Optional[list[str]] = Field(None, max_length=100, json_schema_extra={
+        "rule": "must be a list of at most 100 notification ids"})
+    all: Optional[bool] = Field(None, json_schema_extra={"rule": "must be true or false"})
+
+
+class PushKeysIn(Body):
+    p256dh: str = Field(min_length=1, max_length=200)
+    auth: str = Field(min_length=1, max_length=100)
+
+
+class PushSubscriptionIn(Body):
+    """A browser's ``PushSubscription.toJSON()``; ``expirationTime`` is ignored."""
+
+    endpoint: str = Field(min_length=1, max_length=2048,
+                          json_schema_extra={"rule": "must be an https URL of a push service"})
+    keys: PushKeysIn
+
+
+class PushEndpointIn(Body):
+    endpoint: str = Field(min_length=1, max_length=2048)
+
+
+class NotificationOut(BaseModel):
+    id: str
+    type: Literal["follow", "comment", "reaction", "comment_like", "mention"]
+    actor: AuthorOut
+    post_id: Optional[str] = None
+    comment_id: Optional[str] = None
+    created_at: str
+    read: bool
+
+
+class NotificationPage(BaseModel):
+    notifications: list[NotificationOut]
+    next_before: Optional[str]
+    unread: int
+
+
+class UnreadOut(BaseModel):
+    unread: int
+
+
+class PublicKeyOut(BaseModel):
+    public_key: str

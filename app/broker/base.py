@@ -129,6 +129,13 @@ class Broker(ABC):
     def release_slot(self, user_id, stream_id):
         """Forget a stream counted by :meth:`acquire_slot`."""
 
+    @abstractmethod
+    def has_streams(self, user_id):
+        """Return whether *user_id* has an open stream in any process (one cheap look-up).
+
+        :raises BrokerUnavailable: when the broker cannot say.
+        """
+
     # -- operations ---------------------------------------------------------------------------
 
     @abstractmethod

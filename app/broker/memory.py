@@ -140,5 +140,9 @@ class MemoryBroker(Broker):
             if not streams:
                 del self._slots[user_id]
 
+    def has_streams(self, user_id):
+        """Return whether the user has a stream counted in memory."""
+        return bool(self._slots.get(user_id))
+
     def ping(self):
         """The in-process broker is always up."""

@@ -273,6 +273,13 @@ class RedisBroker(Broker):
         """Stop counting the stream."""
         self.slots.release(user_id, stream_id)
 
+    def has_streams(self, user_id):
+        """Return whether any process counts an unexpired stream of the user in Redis."""
+        try:
+            return self.slots.has_streams(user_id)
+        except _ERRORS as exc:
+            raise BrokerUnavailable(f"reading stream slots in Redis failed: {exc}") from exc
+
     # -- operations ---------------------------------------------------------------------------
 
     def ping(self):

@@ -53,6 +53,14 @@ class RedisSlots:
             self._mine[stream_id] = user_id
         return bool(ok)
 
+    def has_streams(self, user_id):
+        """Return whether the user has a slot that has not expired (one ZCOUNT).
+
+        A stream closed in the last 0.1 s may still count: its release waits for its batch.
+        """
+        now = int(time.time() * 1000)
+        return self.client.zcount(self._key(user_id), f"({now}", "+inf") > 0
+
     def release(self, user_id, stream_id):
         """Stop counting a stream, in a batch with the others released within 0.1 s."""
         self._mine.pop(stream_id, None)

@@ -12,9 +12,10 @@ NEW_COMMENT = "new_comment"
 COMMENT_DELETED = "comment_deleted"
 COMMENT_LIKE = "comment_like"
 TYPING = "typing"
+NOTIFICATION = "notification"  # on the recipient's own feed only
 
 EVENT_TYPES = (NEW_POST, POST_UPDATED, POST_DELETED, POST_REACTION,
-               NEW_COMMENT, COMMENT_DELETED, COMMENT_LIKE, TYPING)
+               NEW_COMMENT, COMMENT_DELETED, COMMENT_LIKE, TYPING, NOTIFICATION)
 
 # Control messages: never stored, never carry an id.
 CONNECTION_ESTABLISHED = "connection_established"

@@ -31,6 +31,9 @@ SLOW_CONSUMERS = Counter("feed_slow_consumers_dropped", "Streams cut for not rea
                          ["transport"])
 PUBLISH_FAILED = Counter("feed_publish_failed", "Committed changes whose event was not published")
 REDIS_RECONNECTS = Counter("feed_redis_reconnects", "Pub/sub reconnects to Redis")
+PUSHES = Counter("feed_web_pushes", "Web Push work by outcome: sent, gone (subscription deleted), "
+                 "failed, online (not pushed: the user had a page open), dropped (queue full)",
+                 ["outcome"])
 
 
 class DeliveryMeter:

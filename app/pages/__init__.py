@@ -10,5 +10,5 @@ bp = Blueprint("pages", __name__)
 
 # Each module registers its routes, error handlers or template helpers on bp.
 from app.pages import (  # noqa: E402,F401
-    account, console, errors, feed, guard, posts, templating, users, viewer,
+    account, console, errors, feed, guard, notifications, posts, templating, users, viewer,
 )

@@ -7,7 +7,7 @@ from app.events.channels import post_channel
 from app.extensions import db
 from app.models import Comment, CommentLike
 from app.serializers import comment_json
-from app.services import notify
+from app.services import notifications, notify
 from app.services.counts import like_counts
 from app.services.lookup import get_comment, get_post
 from app.services.upsert import insert
@@ -40,9 +40,12 @@ def create_comment(author_id, post_id, content):
     post = get_post(post_id)
     comment = Comment(post_id=post.id, author_id=author_id, content=content)
     db.session.add(comment)
+    db.session.flush()  # gives the comment its id
+    created = notifications.on_comment(author_id, post, comment)
     db.session.commit()
     data = comment_json(comment)
     _announce(post.id, schema.NEW_COMMENT, {"comment": data})
+    notifications.announce(created)
     return data
 
 
@@ -61,19 +64,22 @@ def delete_comment(user_id, comment_id):
 def set_like(user_id, comment_id, liked):
     """Like or unlike a comment (idempotent); return ``(comment, like_count)``."""
     comment = get_comment(comment_id)
-    changed = _like(user_id, comment.id) if liked else _unlike(user_id, comment.id)
+    changed, created = _like(user_id, comment) if liked else (_unlike(user_id, comment.id), [])
     count = like_counts([comment.id])[comment.id]
     if changed:
         _announce(comment.post_id, schema.COMMENT_LIKE,
                   {"comment_id": comment.id, "like_count": count})
+    notifications.announce(created)
     return comment, count
 
 
-def _like(user_id, comment_id):
+def _like(user_id, comment):
+    """Like *comment*; return whether it is new, and the notifications that tell of it."""
     added = db.session.execute(insert(CommentLike).values(
-        comment_id=comment_id, user_id=user_id).on_conflict_do_nothing()).rowcount
+        comment_id=comment.id, user_id=user_id).on_conflict_do_nothing()).rowcount
+    created = notifications.on_comment_like(user_id, comment) if added else []
     db.session.commit()
-    return bool(added)
+    return bool(added), created
 
 
 def _unlike(user_id, comment_id):

@@ -8,7 +8,7 @@ from app.extensions import db
 from app.models import Follow, Post
 from app.models.base import utcnow
 from app.serializers import post_json
-from app.services import notify
+from app.services import notifications, notify
 from app.services.follows import follower_ids
 from app.services.lookup import get_post
 
@@ -23,8 +23,11 @@ def create_post(author_id, content):
     """Create a post and announce it as ``new_post``."""
     post = Post(author_id=author_id, content=content)
     db.session.add(post)
+    db.session.flush()  # gives the post its id
+    created = notifications.on_mentions(author_id, content, post.id)
     db.session.commit()
     publish_post_event(schema.NEW_POST, post, {"post": post_json(post, with_my_reaction=False)})
+    notifications.announce(created)
     return post
 
 
@@ -40,8 +43,10 @@ def update_post(user_id, post_id, content):
     post = _own_post(user_id, post_id)
     post.content = content
     post.updated_at = utcnow()
+    created = notifications.on_mentions(user_id, content, post.id)  # the newly mentioned only
     db.session.commit()
     publish_post_event(schema.POST_UPDATED, post, {"post": post_json(post, with_my_reaction=False)})
+    notifications.announce(created)
     return post
 
 

@@ -6,17 +6,20 @@ from app.events import schema
 from app.extensions import db
 from app.models import REACTION_TYPES, Reaction
 from app.serializers import reaction_data
+from app.services import notifications
 from app.services.counts import reaction_counts
 from app.services.lookup import get_post
 from app.services.posts import publish_post_event
 from app.services.upsert import insert
 
 
-def _changed(post):
-    """Commit, then announce the post's new counts; return them."""
+def _changed(post, created=()):
+    """Commit, then announce the post's new counts and the notifications *created*; return
+    the counts."""
     db.session.commit()
     data = reaction_data(reaction_counts([post.id])[post.id])
     publish_post_event(schema.POST_REACTION, post, {"post_id": post.id, "reaction_data": data})
+    notifications.announce(created)
     return data
 
 
@@ -33,7 +36,7 @@ def set_reaction(user_id, post_id, reaction_type):
     if not db.session.execute(upsert).rowcount:
         db.session.rollback()
         return reaction_data(reaction_counts([post.id])[post.id])  # unchanged: nothing to announce
-    return _changed(post)
+    return _changed(post, notifications.on_reaction(user_id, post))
 
 
 def clear_reaction(user_id, post_id):

@@ -2,9 +2,11 @@
 // keeps the session fresh, opens the page's live channel and wires its updates.
 import { sharedConnection, viewerTabs } from "./client/shared.js";
 import { TRANSPORTS } from "./client/connection.js";
+import { startBadge } from "./badge.js";
 import { enhanceForms } from "./forms.js";
 import { showConnection } from "./indicator.js";
 import { setUpNotifyButton } from "./notify.js";
+import { setUpPush } from "./push.js";
 import { resumeSession, scheduleRefresh } from "./session.js";
 import { keepTimesCurrent } from "./times.js";
 import { startConsole } from "./pages/console.js";
@@ -36,8 +38,17 @@ async function start() {
     setUpNotifyButton();
   }
   if (page.page === "realtime") return startConsole();
-  if (page.session !== "active" || !page.channel) return enhanceForms({});
+  if (page.session !== "active") return enhanceForms({});
+  const badge = { viewerId: page.viewerId, forced, pingSeconds: Number(page.pingSeconds) || 15 };
+  if (page.page === "notifications") setUpPush();
+  if (!page.channel) {
+    // The badge's feed stream is this page's only one: the indicator shows it.
+    const feed = startBadge(null, badge);
+    feed?.addEventListener("state", ({ detail }) => showConnection(detail.state, detail.transport));
+    return enhanceForms({});
+  }
   const live = openLive();
+  startBadge(page.channel === "feed" ? live : null, badge);
   const viewerId = page.viewerId;
   linkTabs(viewerTabs(viewerId));
   if (page.page === "post") {

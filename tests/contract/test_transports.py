@@ -164,3 +164,27 @@ def test_a_post_id_in_any_case_or_form_names_the_same_channel(user, subscribe, t
     for subscriber in odd:
         assert subscriber.wait_type("post_reaction")[0]["post_id"] == post["id"]
         assert subscriber.wait_type("typing")[0]["post_id"] == post["id"]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_notification_reaches_the_recipients_feed_and_resumes(user, subscribe, transport):
+    alice, bob = user(), user()
+    first = subscribe(transport, "feed", alice.token)
+    _ready(first)
+    bob.follow(alice)
+    [event] = first.wait_type("notification")
+    assert event["unread"] == 1 and event["id"]
+    assert event["notification"]["type"] == "follow"
+    assert event["notification"]["actor"]["id"] == bob.id
+    last_id = first.last_id
+    first.close()
+    post = alice.post("react to this")
+    bob.call("PUT", f"/api/posts/{post['id']}/reaction", json={"type": "love"})
+    resumed = subscribe(transport, "feed", alice.token, last_event_id=last_id)
+    [missed] = resumed.wait_type("notification")
+    assert missed["unread"] == 2 and missed["notification"]["post_id"] == post["id"]
+    assert [e["type"] for _, e in resumed.events if "id" in e][:3] == [
+        "new_post", "post_reaction", "notification"]
+    bob.call("POST", f"/api/posts/{post['id']}/comments", json={"content": "live"})
+    live = resumed.wait_type("notification", count=2)[1]
+    assert live["unread"] == 3 and live["notification"]["type"] == "comment"

@@ -186,3 +186,20 @@ def test_closing_the_broker_gives_back_slots_still_waiting_for_their_batch(broke
     session.close()
     broker.close()
     assert broker.redis.zcard(key) == 0
+
+
+def test_whether_a_user_has_an_open_stream_is_one_lookup_in_any_process(broker, redis_url,
+                                                                         redis_prefix):
+    other = RedisBroker(redis_url, prefix=redis_prefix, health_seconds=0.5)  # another worker
+    try:
+        broker.ensure_started()
+        assert not other.has_streams("u1")
+        session = open_session(broker)
+        assert other.has_streams("u1") and not other.has_streams("u2")
+        session.close()
+        deadline = time.monotonic() + 5
+        while other.has_streams("u1"):  # released in the next batch
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    finally:
+        other.close()
