@@ -1,7 +1,7 @@
 """notifications and push subscriptions
 
-Revision ID: 0003_notifications
-Revises: 0002_used_refresh_tokens
+Revision ID: 0004_notifications
+Revises: 0003_idempotency
 Create Date: 2026-11-29 10:52:46
 
 """
