@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import report, scenarios
+from bench import fanout, report, scenarios
 from bench.targets import ROOT, FlaskSSE, Ours, Redis
 
 PROFILE_DIR = None
@@ -81,6 +81,19 @@ def _run_target(loop, target, redis, sizes, variants, users=None, one_worker=Fal
     return run
 
 
+def _fanout_options(args):
+    options = dict(fanout.SMOKE if args.smoke else fanout.FULL)
+    if args.fanout_sizes:
+        options["sizes"] = [int(n) for n in args.fanout_sizes.split(",")]
+    if args.fanout_posts:
+        options.update(posts=args.fanout_posts, reactions=args.fanout_posts)
+    if args.fanout_budget:
+        options["budget"] = args.fanout_budget
+    if args.fanout_timeout:
+        options["timeout"] = args.fanout_timeout
+    return options
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="small N, a few seconds each")
@@ -94,7 +107,16 @@ def main(argv=None):
     parser.add_argument("--one-worker-n", type=int, metavar="N",
                         help="streams of the one-worker scenario (default 10,000)")
     parser.add_argument("--only", default=",".join(scenarios.STEPS),
-                        help="comma-separated steps: " + ", ".join(scenarios.STEPS))
+                        help="comma-separated steps: " + ", ".join(scenarios.STEPS)
+                        + "; and fanout (not by default: a PostgreSQL database, ~15 min)")
+    parser.add_argument("--fanout-sizes", metavar="N,N,…",
+                        help="follower counts of the fanout step (default 1000,100000,1000000)")
+    parser.add_argument("--fanout-posts", type=int, metavar="N",
+                        help="posts (and reactions) at most per size (default 10)")
+    parser.add_argument("--fanout-budget", type=float, metavar="SECONDS",
+                        help="time budget of each phase per size (default 150)")
+    parser.add_argument("--fanout-timeout", type=float, metavar="SECONDS",
+                        help="one request's timeout in the fanout step (default 120)")
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="record every measured phase with py-spy into DIR")
     args = parser.parse_args(argv)
@@ -112,18 +134,20 @@ def main(argv=None):
     loop, loop_name = _new_loop()
     asyncio.set_event_loop(loop)
     redis = Redis(_redis_url())
-    wanted = args.targets.split(",")
+    only = args.only.split(",")
+    # The fanout step has a server of its own; the other targets run only for their steps.
+    wanted = args.targets.split(",") if set(only) & set(scenarios.STEPS) else []
     started = time.time()
-    results, notes = [], []
+    results, notes, fanout_results = [], [], None
     ours = Ours(_redis_url()) if "ours" in wanted else None
     try:
         if ours is not None:
             ours_run = _run_target(loop, ours, redis, sizes, variants=True,
-                                   only=args.only.split(","))
+                                   only=only)
             results += ours_run.results
         if "flask_sse" in wanted:
             results += _run_target(loop, FlaskSSE(_redis_url()), redis, sizes, variants=False,
-                                   only=args.only.split(",")).results
+                                   only=only).results
             notes.append("Flask-SSE is not run with 10,000 streams on one worker: it opens one "
                          "Redis connection per stream, and Redis refuses clients beyond "
                          "maxclients (10,000 by default).")
@@ -132,6 +156,10 @@ def main(argv=None):
                               redis, sizes, variants=False, users=ours_run.users,
                               one_worker=True)
             results += one.results
+        if "fanout" in only:
+            fan = _fanout_options(args)
+            sizes["fanout"] = fan
+            fanout_results = loop.run_until_complete(fanout.run(fan, _log))
     finally:
         if ours is not None:
             ours.cleanup()  # the database (the one-worker run shares it)
@@ -146,11 +174,14 @@ def main(argv=None):
         "sizes": sizes, "seconds": round(time.time() - started, 1),
         "results": results, "notes": notes,
     }
+    if fanout_results is not None:
+        document["fanout"] = fanout_results
     document["comparison"] = report.compare(results)
     document["targets"] = report.check_targets(results) if not args.smoke else []
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y-%m-%d")
-    path = args.out / f"{stamp}{'-smoke' if args.smoke else ''}.json"
+    kind = "-fanout" if only == ["fanout"] else ""
+    path = args.out / f"{stamp}{kind}{'-smoke' if args.smoke else ''}.json"
     path.write_text(json.dumps(document, indent=1) + "\n")
     print(report.render(document))
     print(f"\nraw results: {path}")

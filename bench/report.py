@@ -132,7 +132,8 @@ def render(document):
              f"{document['loadgen']['event_loop']}; command: `{document['command']}`", ""]
     rows = [_row(r) for r in sorted(document["results"], key=lambda r: (r["scenario"],
                                                                          r["target"]))]
-    parts.append(markdown([label for _, label in COLUMNS], rows))
+    if rows:
+        parts.append(markdown([label for _, label in COLUMNS], rows))
     if document["comparison"]:
         parts += ["", "Ours compared with Flask-SSE (higher is better for us):", ""]
         parts.append(markdown(
@@ -146,6 +147,68 @@ def render(document):
         parts.append(markdown(["target", "measured", "met"], [
             [t["target"], f"{_fmt(t['measured'], 2)} {t['unit']}",
              {True: "yes", False: "**no**", None: "—"}[t["met"]]] for t in document["targets"]]))
+    if document.get("fanout"):
+        parts += ["", fanout_table(document["fanout"])]
     for note in document.get("notes", []):
         parts += ["", f"Note: {note}"]
     return "\n".join(parts)
+
+
+def _ms(value, timed_out=0):
+    text = _fmt(value)
+    return f"{text} (+{timed_out} timed out)" if timed_out else text
+
+
+def fanout_table(sizes):
+    """Return the fan-out step's table: per follower count, cost per post and per reaction."""
+    rows = []
+    for r in sizes:
+        p, q, d = r["posts"], r["reactions"], r["delivery"]
+        rows.append([f"{r['followers']:,}", f"{r['online']:,}", f"{r['recently_active']:,}",
+                     f"{p['requests']}", _ms(p["p50_ms"], p["timed_out"]), _ms(p["p99_ms"]),
+                     _fmt(p["redis_cpu_ms_per_event"], 1), _fmt(p["redis_memory_kb_per_event"]),
+                     f"{q['requests']}", _ms(q["p50_ms"], q["timed_out"]), _ms(q["p99_ms"]),
+                     _fmt(q["redis_cpu_ms_per_event"], 1), _fmt(q["redis_memory_kb_per_event"]),
+                     _ms(d["posts"]["p50_ms"]), _ms(d["posts"]["p99_ms"]),
+                     _ms(d["reactions"]["p50_ms"]), _ms(d["reactions"]["p99_ms"]),
+                     f"{d['posts']['lost']}/{d['reactions']['lost']}"])
+    headers = ["followers", "online", "active", "posts", "POST p50 ms", "POST p99 ms",
+               "Redis CPU ms/post", "Redis KB/post", "reactions", "reaction p50 ms",
+               "reaction p99 ms", "Redis CPU ms/reaction", "Redis KB/reaction",
+               "post delivery p50 ms", "p99 ms", "reaction delivery p50 ms", "p99 ms",
+               "lost posts/reactions"]
+    lines = ["Fan-out: one author, N followers (delivery: from the request's send to the "
+             "online followers' SSE streams):", "", markdown(headers, rows)]
+    goals = fanout_goals(sizes)
+    if goals:
+        lines += ["", "Goals of the fan-out design (smallest to largest size):", "",
+                  markdown(["goal", "measured", "met"], [
+                      [g["target"], f"{_fmt(g['measured'], 2)} {g['unit']}",
+                       {True: "yes", False: "**no**", None: "—"}[g["met"]]] for g in goals])]
+    return "\n".join(lines)
+
+
+def fanout_goals(sizes):
+    """Return the fan-out goals checked between the smallest and the largest size measured."""
+    if len(sizes) < 2:
+        return []
+    small, large = sizes[0], sizes[-1]
+    span = f"{small['followers']:,} → {large['followers']:,}"
+    goals = []
+    for label, phase, key in (("POST p50", "posts", "p50_ms"),
+                              ("reaction p50", "reactions", "p50_ms"),
+                              ("Redis CPU per post", "posts", "redis_cpu_ms_per_event"),
+                              ("Redis memory per post", "posts", "redis_memory_kb_per_event")):
+        ratio = _ratio(large[phase][key], small[phase][key])
+        if large[phase]["timed_out"] and not large[phase]["requests"]:
+            ratio = None
+        goals.append({"target": f"{label}, {span}: grows ≤ 2×", "measured": ratio, "unit": "×",
+                      "met": None if ratio is None else ratio <= 2})
+    for label, value, limit in (("POST p99", large["posts"]["p99_ms"], 100),
+                                ("reaction p99", large["reactions"]["p99_ms"], 100),
+                                ("online followers' post delivery p99",
+                                 large["delivery"]["posts"]["p99_ms"], 250)):
+        goals.append({"target": f"{label} at {large['followers']:,}: < {limit} ms",
+                      "measured": value, "unit": "ms",
+                      "met": None if value is None else value < limit})
+    return goals

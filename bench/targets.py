@@ -101,6 +101,50 @@ class Redis:
             self.client.delete(*keys[i:i + 500])
 
 
+class PrivateRedis:
+    """A throwaway redis-server on a free port, without persistence, for one measurement.
+
+    *maxmemory* (``noeviction``) guards the machine: a fan-out that would store gigabytes
+    fails in Redis with an OOM error, which the benchmark reports, instead of swapping.
+    """
+
+    def __init__(self, maxmemory="8gb"):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.maxmemory = maxmemory
+        self.process = None
+
+    def start(self, timeout=10):
+        """Start it and wait until it answers PING."""
+        import redis
+
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--maxmemory", self.maxmemory,
+             "--maxmemory-policy", "noeviction", "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_stop_with_parent)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                client.ping()
+                return self
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("private redis-server did not start")
+
+    def stop(self):
+        """Stop it at once; its data is gone."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.process = None
+
+
 class Target:
     """One gunicorn server (gevent workers) under test.
 

@@ -5,6 +5,7 @@ everything it published, and wrote its table and JSON.
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -38,3 +39,34 @@ def test_bench_smoke_runs_every_scenario_against_both_servers(redis_url, tmp_pat
         if result["target"] == "ours":
             assert (result["lost"], result["gaps"], result["errors"]) == (0, 0, 0), where
             assert result["deliveries"] == result["expected"], where
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(150)
+def test_bench_fanout_smoke_measures_every_size(redis_url, pytestconfig, tmp_path):
+    from tests.conftest import POSTGRES_ADMIN_URL, missing_service, port_open
+
+    if not port_open(5432):
+        missing_service(pytestconfig, "PostgreSQL is not running on 127.0.0.1:5432")
+    if shutil.which("redis-server") is None:
+        missing_service(pytestconfig, "redis-server is not installed")
+    env = {**os.environ, "BENCH_REDIS_URL": redis_url, "BENCH_POSTGRES_URL": POSTGRES_ADMIN_URL}
+    done = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--only", "fanout",
+                           "--out", str(tmp_path)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=140)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "Goals of the fan-out design" in done.stdout
+    [path] = tmp_path.glob("*-fanout-smoke.json")
+    document = json.loads(path.read_text())
+    options = document["sizes"]["fanout"]
+    assert [r["followers"] for r in document["fanout"]] == sorted(options["sizes"])
+    for size in document["fanout"]:
+        where = f"{size['followers']} followers"
+        assert size["online"] == min(options["online"], size["followers"]), where
+        for phase in ("posts", "reactions"):
+            assert size[phase]["requests"] == options[phase], where
+            assert size[phase]["redis_cpu_ms_per_event"] is not None, where
+            assert size[phase]["redis_memory_kb_per_event"] is not None, where
+            delivered = size["delivery"][phase]
+            assert delivered["lost"] == 0, where
+            assert delivered["deliveries"] == size["online"] * options[phase], where
