@@ -64,6 +64,8 @@ def post_worker_init(worker):
 
     import gevent
 
+    from app.broker import BrokerUnavailable
+
     # The app's own info lines (streams opening and closing, Redis reconnects) go where
     # gunicorn's go, at its LOG_LEVEL; unconfigured, Python would drop them below WARNING.
     app_log = logging.getLogger("app")
@@ -71,7 +73,10 @@ def post_worker_init(worker):
     app_log.setLevel(worker.log.error_log.level)
     app_log.propagate = False
     broker = worker.wsgi.extensions["broker"]
-    broker.ensure_started()
+    try:
+        broker.ping()  # the Redis broker connects pub/sub on first use: this is it
+    except BrokerUnavailable as exc:
+        worker.log.warning("worker %s: the broker is not reachable yet (%s)", worker.pid, exc)
 
     def end_streams_on_shutdown():
         # gunicorn clears worker.alive on SIGTERM, SIGQUIT or a SIGHUP reload, then waits up
@@ -91,10 +96,11 @@ def post_worker_init(worker):
 
 
 def worker_exit(server, worker):
-    """Close the worker's broker as it exits: stream slots still to release go to Redis now."""
-    broker = getattr(worker, "wsgi", None) and worker.wsgi.extensions.get("broker")
-    if broker is not None:
-        broker.close()
+    """Close the worker's stream count and broker as it exits: streams still counted go now."""
+    extensions = getattr(getattr(worker, "wsgi", None), "extensions", {})
+    for name in ("stream_quota", "broker"):
+        if extensions.get(name) is not None:
+            extensions[name].close()
 
 
 def child_exit(server, worker):

@@ -17,6 +17,7 @@ import redis
 from flask import current_app, g
 
 from app.errors import RateLimited, Unavailable
+from app.redis_client import current_redis
 
 FORGET_SECONDS = 86400
 _LOCAL_MAX_NAMES = 10000
@@ -97,7 +98,7 @@ def _local():
 
 
 def _redis():
-    return current_app.extensions["broker"].redis
+    return current_redis()
 
 
 def _key(username):

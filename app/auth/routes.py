@@ -13,7 +13,7 @@ from app.api import schemas
 from app.api.openapi import documented
 from app.api.validation import json_body
 from app.auth import bp, stores, tokens
-from app.broker.extension import current_broker
+from app.auth.signout import end_session
 from app.errors import Unauthorized, error_response
 from app.ratelimit import limit_auth, limit_refresh, limit_tickets
 from app.serializers import user_json
@@ -56,7 +56,7 @@ def refresh():
     claims = get_jwt()
     if not stores.spend_refresh_token(claims["jti"], claims["exp"]):
         # Only a copy can be replayed: whoever holds the other one, end the session for both.
-        _end_session(claims["sid"])
+        end_session(claims["sid"])
         response = error_response(Unauthorized(
             "this refresh token was already used, so its session was signed out; sign in again"))
         unset_jwt_cookies(response)
@@ -69,19 +69,13 @@ def refresh():
     return response
 
 
-def _end_session(sid):
-    """Revoke every token of the login session *sid* and close the streams they opened."""
-    stores.revoke_session(sid, stores.refresh_horizon())
-    current_broker().revoke(sid)
-
-
 @bp.post("/logout")
 @jwt_required()
 @documented("Sign out: revoke the session's tokens and close its streams",
             response=schemas.MessageOut)
 def logout():
     """Revoke the login session of the current token and close the streams it opened."""
-    _end_session(get_jwt()["sid"])
+    end_session(get_jwt()["sid"])
     response = jsonify({"message": "signed out"})
     unset_jwt_cookies(response)
     return response

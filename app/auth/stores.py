@@ -17,12 +17,13 @@ from sqlalchemy.exc import IntegrityError
 from app.errors import Unavailable
 from app.extensions import db
 from app.models import RevokedSession, StreamTicket, UsedRefreshToken
+from app.redis_client import current_redis
 
 TICKET_SECONDS = 30
 
 
 def _redis():
-    return current_app.extensions["broker"].redis
+    return current_redis()
 
 
 def _prefix():

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 from gevent.event import AsyncResult
 
-from app.broker.hub import CHECK, Hub
-from app.events.wire import Message, pack
+from app.broker.hub import Hub
+from app.events.wire import pack
 
 log = logging.getLogger(__name__)
 
@@ -31,19 +31,15 @@ class Replay:
 class Broker(ABC):
     """Publishes events to channels, keeps their history, and feeds local subscribers.
 
-    Subclasses implement :meth:`publish`, :meth:`read` and the two subscription hooks
-    :meth:`_listen` and :meth:`_unlisten`; everything else is shared.
+    Subclasses implement :meth:`publish`, :meth:`read`, :meth:`ping` and the two
+    subscription hooks :meth:`_listen` and :meth:`_unlisten`; everything else is shared.
     """
-
-    #: The Redis client, for stores that share the broker's Redis (None in-process).
-    redis = None
 
     def __init__(self, history_max_events=1000, history_max_seconds=86400):
         self.history_max_events = history_max_events
         self.history_max_seconds = history_max_seconds
         self.hub = Hub()
         self._reads = {}
-        self._started = False
         self.stats = {"published": 0, "publish_failed": 0, "reconnects": 0}
 
     # -- publishing and history -------------------------------------------------------------
@@ -82,30 +78,25 @@ class Broker(ABC):
 
     # -- local subscriptions ------------------------------------------------------------------
 
-    def subscribe(self, inbox):
-        """Deliver the live messages of ``inbox.channel`` to *inbox* from now on.
+    def subscribe(self, subscriber):
+        """Deliver the live messages of ``subscriber.channel`` to *subscriber* from now on.
 
         Returns once the subscription is active, so that a read that follows cannot miss an
-        event published in between.
+        event published in between. See :mod:`app.broker.hub` for what a subscriber is.
 
         :raises BrokerUnavailable: when the subscription could not be made.
         """
-        self.ensure_started()
-        if self.hub.add(inbox):
+        if self.hub.add(subscriber):
             try:
-                self._listen(inbox.channel)
+                self._listen(subscriber.channel)
             except BaseException:
-                self.hub.remove(inbox)
+                self.hub.remove(subscriber)
                 raise
 
-    def unsubscribe(self, inbox):
-        """Stop delivering to *inbox*; the channel is dropped with its last local subscriber."""
-        if self.hub.remove(inbox):
-            self._unlisten(inbox.channel)
-
-    def mark_checkpoint(self, channel, head):
-        """Tell every local stream of *channel* that the channel's head is *head*."""
-        self.hub.dispatch(channel, Message(CHECK, b"", head.event_id))
+    def unsubscribe(self, subscriber):
+        """Stop delivering to *subscriber*; the channel is dropped with its last local one."""
+        if self.hub.remove(subscriber):
+            self._unlisten(subscriber.channel)
 
     @abstractmethod
     def _listen(self, channel):
@@ -115,41 +106,11 @@ class Broker(ABC):
     def _unlisten(self, channel):
         """Stop receiving *channel*'s live messages in this process."""
 
-    # -- login sessions and stream slots ------------------------------------------------------
-
-    @abstractmethod
-    def revoke(self, sid):
-        """Close the streams of login session *sid* in every process."""
-
-    @abstractmethod
-    def acquire_slot(self, user_id, stream_id, limit):
-        """Count a new stream of *user_id*; return False when the user has *limit* already."""
-
-    @abstractmethod
-    def release_slot(self, user_id, stream_id):
-        """Forget a stream counted by :meth:`acquire_slot`."""
-
-    @abstractmethod
-    def has_streams(self, user_id):
-        """Return whether *user_id* has an open stream in any process (one cheap look-up).
-
-        :raises BrokerUnavailable: when the broker cannot say.
-        """
-
     # -- operations ---------------------------------------------------------------------------
 
     @abstractmethod
     def ping(self):
         """Return None when the broker works; raise :class:`BrokerUnavailable` otherwise."""
-
-    def start(self):
-        """Start background work (listeners, heartbeats); called once per process."""
-
-    def ensure_started(self):
-        """Start background work on first use, so CLI commands never start it."""
-        if not self._started:
-            self._started = True
-            self.start()
 
     def close(self):
         """Close every local stream and release connections."""

@@ -13,21 +13,22 @@ log = logging.getLogger(__name__)
 def init_app(app):
     """Create the app's broker and store it in ``app.extensions["broker"]``.
 
-    Reads ``REDIS_URL``, ``REDIS_PREFIX`` (default ``rt``), ``REDIS_CLUSTER`` (None: ask the
-    server), ``REDIS_HEALTH_SECONDS``, ``HISTORY_MAX_EVENTS`` and ``HISTORY_MAX_SECONDS``. The Redis broker connects its pub/sub listener on first use,
-    so CLI commands that never stream open no pub/sub connection.
+    Uses the app's Redis client (``app.extensions["redis"]``, see :mod:`app.redis_client`)
+    and reads ``REDIS_URL``, ``REDIS_PREFIX``, ``REDIS_HEALTH_SECONDS``,
+    ``HISTORY_MAX_EVENTS`` and ``HISTORY_MAX_SECONDS``. The Redis broker connects its pub/sub
+    listener on first use, so CLI commands that never stream open no pub/sub connection.
     """
     if "broker" in app.extensions:
         raise RuntimeError("A broker is already registered on this app; use app.extensions['broker'].")
     options = {"history_max_events": app.config["HISTORY_MAX_EVENTS"],
                "history_max_seconds": app.config["HISTORY_MAX_SECONDS"]}
-    url = app.config.get("REDIS_URL")
-    if url:
+    client = app.extensions["redis"]
+    if client is not None:
         from app.broker.redis import RedisBroker
 
-        broker = RedisBroker(url, prefix=app.config.setdefault("REDIS_PREFIX", "rt"),
+        broker = RedisBroker(app.config["REDIS_URL"], client, prefix=app.config["REDIS_PREFIX"],
                              health_seconds=app.config.setdefault("REDIS_HEALTH_SECONDS", 5.0),
-                             cluster=app.config.setdefault("REDIS_CLUSTER", None), **options)
+                             **options)
     else:
         broker = MemoryBroker(**options)
     app.extensions["broker"] = broker

@@ -9,6 +9,7 @@ every reconnect and checks every channel for what it may have missed.
 import logging
 import random
 import socket
+from abc import ABC, abstractmethod
 
 import gevent
 import hiredis
@@ -119,7 +120,45 @@ class PubSubConnection:
             sock.close()
 
 
-class Listener:
+class PubSubListener(ABC):
+    """What the Redis broker needs of its pub/sub side, on one Redis or on a cluster.
+
+    Both implementations call ``on_message(name, data)`` for each live message and
+    ``on_connected(names)`` after each (re)connect, once *names* are subscribed again.
+    """
+
+    @abstractmethod
+    def wait_connected(self, timeout):
+        """Connect if not yet started; return whether the connection is up within *timeout* s."""
+
+    @abstractmethod
+    def healthy(self):
+        """Return whether every connection this process needs is up."""
+
+    @abstractmethod
+    def subscribe(self, *names):
+        """Subscribe to *names* and wait until Redis confirms each one.
+
+        :raises ConnectionError: when not connected or not confirmed in time.
+        """
+
+    @abstractmethod
+    def wait_subscribed(self, name):
+        """Wait for a subscription of *name* another greenlet asked for, if still pending.
+
+        :raises ConnectionError: when it is not confirmed in time.
+        """
+
+    @abstractmethod
+    def unsubscribe(self, name):
+        """Unsubscribe from *name* (a later reconnect does not resubscribe it)."""
+
+    @abstractmethod
+    def stop(self):
+        """Stop listening and close every connection."""
+
+
+class Listener(PubSubListener):
     """Keeps the process subscribed to the channels its streams need, across reconnects.
 
     :param connection: a :class:`PubSubConnection`.
@@ -153,9 +192,14 @@ class Listener:
         return self.connected.is_set()
 
     def start(self):
-        """Start the listening greenlet."""
+        """Start the listening greenlet (once)."""
         if self._greenlet is None:
             self._greenlet = gevent.spawn(self._run)
+
+    def wait_connected(self, timeout):
+        """Start listening if not yet started; return whether connected within *timeout* s."""
+        self.start()
+        return self.connected.wait(timeout)
 
     def stop(self):
         """Stop listening and close the connection."""
@@ -165,10 +209,7 @@ class Listener:
             self._greenlet.kill(block=False)
 
     def subscribe(self, *channels):
-        """Subscribe to *channels* and wait until Redis confirms each one.
-
-        :raises ConnectionError: when not connected or not confirmed in time.
-        """
+        """Subscribe to *channels* and wait until Redis confirms each one."""
         if not self.connected.is_set():
             raise ConnectionError("the pub/sub connection to Redis is down")
         waits = [self._pending.setdefault(channel, Event()) for channel in channels]
@@ -188,7 +229,7 @@ class Listener:
             raise ConnectionError("Redis did not confirm a subscription in time")
 
     def unsubscribe(self, channel):
-        """Unsubscribe from *channel*, when connected (a reconnect will not resubscribe it)."""
+        """Unsubscribe from *channel*, when connected."""
         if self.connected.is_set():
             try:
                 self.connection.send(self.commands[1], channel)

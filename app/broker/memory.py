@@ -39,7 +39,6 @@ class MemoryBroker(Broker):
         super().__init__(**kwargs)
         self._clock = clock
         self._channels = {}
-        self._slots = {}
         self._next_sweep = clock()
 
     def _channel(self, name, now):
@@ -119,30 +118,6 @@ class MemoryBroker(Broker):
 
     def _unlisten(self, channel):
         """Nothing to do, and the channel's history stays for clients that resume."""
-
-    def revoke(self, sid):
-        """Close the streams of *sid*; this process is the only one."""
-        self.hub.revoke(sid)
-
-    def acquire_slot(self, user_id, stream_id, limit):
-        """Count the stream in memory."""
-        streams = self._slots.setdefault(user_id, set())
-        if len(streams) >= limit:
-            return False
-        streams.add(stream_id)
-        return True
-
-    def release_slot(self, user_id, stream_id):
-        """Forget the stream."""
-        streams = self._slots.get(user_id)
-        if streams is not None:
-            streams.discard(stream_id)
-            if not streams:
-                del self._slots[user_id]
-
-    def has_streams(self, user_id):
-        """Return whether the user has a stream counted in memory."""
-        return bool(self._slots.get(user_id))
 
     def ping(self):
         """The in-process broker is always up."""

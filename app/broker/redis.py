@@ -4,34 +4,24 @@ import logging
 import os
 
 import redis
-from redis.backoff import ExponentialBackoff
-from redis.cluster import RedisCluster
 from redis.connection import parse_url
-from redis.retry import Retry
 
+from app import redis_client
 from app.broker.base import Broker, BrokerUnavailable, Replay
-from app.broker.hub import CHECK
 from app.broker.listener import Listener, PubSubConnection
-from app.broker.scripts import Scripts
+from app.broker.scripts import SOURCES
 from app.broker.shards import ShardedListener
-from app.broker.slots import RedisSlots
 from app.events.wire import Position, new_epoch, unpack
-from app.ops import metrics
+from app import metrics
 
 log = logging.getLogger(__name__)
 
-_ERRORS = (redis.RedisError, OSError)
+_ERRORS = redis_client.ERRORS
 
-
-def is_cluster(url):
-    """Return whether *url* names a Redis Cluster node (False when it cannot be asked)."""
-    try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.0)
-        with client:
-            return client.info("cluster").get("cluster_enabled") == 1
-    except _ERRORS as exc:
-        log.warning("could not ask %s whether it is a cluster (%s); assuming it is not", url, exc)
-        return False
+# What the reset script publishes in place of an event type: a channel's history restarted.
+# The listener turns it into a checkpoint; it never reaches a stream as a message.
+CHECKPOINT_MARK = "__check"
+_CHECKPOINT_PREFIX = CHECKPOINT_MARK.encode() + b" "
 
 
 class RedisBroker(Broker):
@@ -44,39 +34,24 @@ class RedisBroker(Broker):
     history, or resync.
 
     :param url: the ``redis://`` URL of a Redis, or of any node of a Redis Cluster.
+    :param client: the app's client of that Redis (:mod:`app.redis_client`); None connects.
     :param prefix: the namespace of every key and channel (several apps can share a Redis).
     :param cluster: True for a Redis Cluster (sharded pub/sub); None asks the server.
     """
 
-    def __init__(self, url, prefix="rt", health_seconds=5.0, slot_ttl_seconds=30, cluster=None,
+    def __init__(self, url, client=None, prefix="rt", health_seconds=5.0, cluster=None,
                  **kwargs):
         super().__init__(**kwargs)
         self.prefix = prefix
-        self.cluster = is_cluster(url) if cluster is None else cluster
+        self.redis = client if client is not None else redis_client.connect(url, cluster)
+        self.cluster = redis_client.clustered(self.redis)
         self.publish_command = "SPUBLISH" if self.cluster else "PUBLISH"
-        self.redis = self._client(url)
-        self.scripts = Scripts(self.redis, self.cluster)
-        self.slots = RedisSlots(self.redis, self.scripts, prefix, slot_ttl_seconds)
-        self._control = self._pubsub_name("control")
-        self._names = {self._control: None}  # pub/sub name -> channel
+        self.scripts = redis_client.Scripts(self.redis, SOURCES)
+        self._names = {}  # pub/sub name -> channel
         self._lost = set()  # channels whose publish may not have happened
+        self._started = False
         self.meta_ttl_ms = (self.history_max_seconds + 7 * 86400) * 1000
         self.listener = self._listener(url, health_seconds)
-
-    def _client(self, url):
-        # One quick retry after a dropped connection, none after a timeout (the script may
-        # have run: a retry would publish twice), then fail: a request must not hang on a
-        # Redis that is away, and redis-py's default retries take seconds.
-        options = {"socket_timeout": 2.0, "socket_connect_timeout": 1.0,
-                   "retry": Retry(ExponentialBackoff(cap=0.05, base=0.01), 1,
-                                  supported_errors=(redis.ConnectionError,))}
-        if self.cluster:
-            return RedisCluster.from_url(url, **options)
-        # A burst of stream opens on one worker must queue for a connection, not open
-        # hundreds of them at once (each connect then times out under the CPU load).
-        pool = redis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=5,
-                                                     **options)
-        return redis.Redis(connection_pool=pool)
 
     def _listener(self, url, health_seconds):
         params = parse_url(url)
@@ -138,7 +113,8 @@ class RedisBroker(Broker):
     def _reset(self, channel):
         """Start a new epoch of *channel*: its history is gone, and its streams will resync."""
         self.scripts.run(self.redis, "reset", self._keys(channel),
-                         [new_epoch(), self._pubsub_name(channel), self.publish_command, CHECK])
+                         [new_epoch(), self._pubsub_name(channel), self.publish_command,
+                          CHECKPOINT_MARK])
 
     def _repair_lost(self):
         """Start a new epoch on channels whose publish may have been lost, so clients resync."""
@@ -173,6 +149,7 @@ class RedisBroker(Broker):
     # -- live delivery ----------------------------------------------------------------------
 
     def _listen(self, channel):
+        self._ensure_started()
         name = self._pubsub_name(channel)
         self._names[name] = channel
         try:
@@ -196,13 +173,12 @@ class RedisBroker(Broker):
             raise BrokerUnavailable(str(exc)) from exc
 
     def _on_message(self, name, raw):
-        if name == self._control:
-            command, _, argument = raw.partition(b" ")
-            if command == b"revoke":
-                self.hub.revoke(argument.decode())
-            return
         channel = self._names.get(name)
-        if channel is not None:
+        if channel is None:
+            return
+        if raw.startswith(_CHECKPOINT_PREFIX):
+            self.hub.checkpoint(channel, unpack(raw).position)
+        else:
             self.hub.dispatch(channel, unpack(raw))
 
     def _on_reconnect(self, names):
@@ -223,7 +199,7 @@ class RedisBroker(Broker):
         for channel in channels:
             self._read(channel, None, pipe)
         for channel, reply in zip(channels, pipe.execute()):
-            self.mark_checkpoint(channel, Position(reply[0].decode(), int(reply[1])))
+            self.hub.checkpoint(channel, Position(reply[0].decode(), int(reply[1])))
 
     def _on_moved(self, names, old, new):
         """Channels moved to another shard (a failover): fence its history, then check them.
@@ -251,40 +227,11 @@ class RedisBroker(Broker):
                 count += 1
         log.warning("failover to %s:%s: restarted the history of %d channels", *address, count)
 
-    # -- login sessions and stream slots ------------------------------------------------------
-
-    def revoke(self, sid):
-        """Close the streams of *sid* here at once, and in every other process via Redis."""
-        self.hub.revoke(sid)
-        try:
-            self.scripts.run(self.redis, "publish_ephemeral", [self._control],
-                             [b"revoke " + sid.encode(), self.publish_command])
-        except _ERRORS as exc:
-            raise BrokerUnavailable(f"telling other workers of a logout failed: {exc}") from exc
-
-    def acquire_slot(self, user_id, stream_id, limit):
-        """Count the stream in Redis, where every process counts its streams."""
-        try:
-            return self.slots.acquire(user_id, stream_id, limit)
-        except _ERRORS as exc:
-            raise BrokerUnavailable(f"counting streams in Redis failed: {exc}") from exc
-
-    def release_slot(self, user_id, stream_id):
-        """Stop counting the stream."""
-        self.slots.release(user_id, stream_id)
-
-    def has_streams(self, user_id):
-        """Return whether any process counts an unexpired stream of the user in Redis."""
-        try:
-            return self.slots.has_streams(user_id)
-        except _ERRORS as exc:
-            raise BrokerUnavailable(f"reading stream slots in Redis failed: {exc}") from exc
-
     # -- operations ---------------------------------------------------------------------------
 
     def ping(self):
         """Raise :class:`BrokerUnavailable` unless Redis answers and pub/sub is connected."""
-        self.ensure_started()
+        self._ensure_started()
         try:
             self.redis.ping()
         except _ERRORS as exc:
@@ -292,32 +239,25 @@ class RedisBroker(Broker):
         if not self.listener.healthy():
             raise BrokerUnavailable("the pub/sub connection to Redis is down")
 
-    def start(self, wait_seconds=5.0):
-        """Connect pub/sub (the control channel first) and start the slot heartbeat.
+    def _ensure_started(self, wait_seconds=5.0):
+        """Connect pub/sub on first use (so CLI commands that never stream do not).
 
         :raises RuntimeError: when sockets are not monkey-patched by gevent, since the
             listener would then block every request of the process.
         """
+        if self._started:
+            return
         from gevent import monkey
 
         if not monkey.is_module_patched("socket"):
             raise RuntimeError("The Redis broker needs gevent's monkey-patching: serve with "
                                "'gunicorn -c gunicorn.conf.py wsgi:app' (wsgi.py patches first).")
         self._started = True
-        self.slots.start()
-        self.listener.start()
-        try:
-            if self.cluster:
-                self.listener.subscribe(self._control, wait=wait_seconds)
-            elif not self.listener.connected.wait(wait_seconds):
-                raise ConnectionError("not connected")
-        except (ConnectionError, OSError, redis.RedisError) as exc:
-            log.error("Redis pub/sub is not connected yet (%s); streams answer 503 until it is",
-                      exc)
+        if not self.listener.wait_connected(wait_seconds):
+            log.error("Redis pub/sub is not connected yet; streams answer 503 until it is")
 
     def close(self):
         """Close local streams, stop listening and drop connections."""
         super().close()
         self.listener.stop()
-        self.slots.stop()
         self.redis.close()

@@ -56,7 +56,7 @@ for i = #entries, 1, -1 do result[#result + 1] = entries[i][2][2] end
 return result
 """
 
-# KEYS: meta, history.  ARGV: new epoch, pubsub channel, publish command, check wire prefix.
+# KEYS: meta, history.  ARGV: new epoch, pubsub channel, publish command, checkpoint mark.
 # Starts a new epoch when a publish may have been lost, so resuming clients resync.
 RESET = """
 redis.call('HSET', KEYS[1], 'e', ARGV[1], 's', 0)
@@ -65,40 +65,11 @@ redis.call(ARGV[3], ARGV[2], ARGV[4] .. ' ' .. ARGV[1] .. '-0 0 ')
 return ARGV[1]
 """
 
-# KEYS: the user's stream set.  ARGV: stream id, limit, now (ms), ttl (ms).
-ACQUIRE_SLOT = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
-redis.call('ZADD', KEYS[1], tonumber(ARGV[3]) + tonumber(ARGV[4]), ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return 1
-"""
-
 # KEYS: the pub/sub channel (declared, so Redis Cluster routes it to its shard).
 # ARGV: wire bytes, publish command. Ephemeral events (typing) have no sequence or history.
 PUBLISH_EPHEMERAL = """
 return redis.call(ARGV[2], KEYS[1], ARGV[1])
 """
 
-SOURCES = {"publish": PUBLISH, "read": READ, "reset": RESET, "acquire_slot": ACQUIRE_SLOT,
+SOURCES = {"publish": PUBLISH, "read": READ, "reset": RESET,
            "publish_ephemeral": PUBLISH_EPHEMERAL}
-
-
-class Scripts:
-    """Run the scripts by name: EVALSHA on one Redis, EVAL on a cluster.
-
-    A Redis Cluster pipeline refuses EVALSHA, and a replica promoted by a failover does not
-    have the scripts its primary had loaded; sending the source always works.
-    """
-
-    def __init__(self, client, cluster):
-        self.cluster = cluster
-        self._loaded = {} if cluster else {name: client.register_script(source)
-                                           for name, source in SOURCES.items()}
-
-    def run(self, client, name, keys, args):
-        """Run script *name* on *client* (a client or a pipeline)."""
-        if self.cluster:
-            # execute_command: a cluster pipeline's eval() does not take a script.
-            return client.execute_command("EVAL", SOURCES[name], len(keys), *keys, *args)
-        return self._loaded[name](keys=keys, args=args, client=client)

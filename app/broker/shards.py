@@ -12,13 +12,13 @@ import logging
 import gevent
 from gevent.lock import Semaphore
 
-from app.broker.listener import Listener, PubSubConnection
+from app.broker.listener import Listener, PubSubConnection, PubSubListener
 
 log = logging.getLogger(__name__)
 
 
-class ShardedListener:
-    """The :class:`Listener` interface over every shard of a Redis Cluster.
+class ShardedListener(PubSubListener):
+    """The :class:`~app.broker.listener.PubSubListener` over every shard of a Redis Cluster.
 
     :param cluster: a ``redis.cluster.RedisCluster`` (its slot map routes each channel).
     :param on_moved: called with ``(names, old address, new address)`` after channels moved
@@ -60,14 +60,30 @@ class ShardedListener:
         return all(self.listeners.get(a) is not None and self.listeners[a].connected.is_set()
                    for a in set(self.owner.values()))
 
-    def subscribe(self, name, wait=5.0):
-        """Subscribe to *name* on the shard that owns it; wait for the confirmation."""
-        address = self._address(name)
-        self.owner[name] = address
-        listener = self._listener(address)
-        if not listener.connected.wait(wait):
-            raise ConnectionError(f"no pub/sub connection to the shard at {address[0]}:{address[1]}")
-        listener.subscribe(name)
+    def wait_connected(self, timeout):
+        """Return whether every shard that owns a wanted channel connects within *timeout* s.
+
+        Shard connections open with their first channel: with none yet, there is nothing to
+        wait for.
+        """
+        deadline = gevent.get_hub().loop.now() + timeout
+        for address in set(self.owner.values()):
+            listener = self.listeners.get(address)
+            if listener is None or not listener.wait_connected(
+                    max(0.0, deadline - gevent.get_hub().loop.now())):
+                return False
+        return True
+
+    def subscribe(self, *names, wait=5.0):
+        """Subscribe to each of *names* on the shard that owns it; wait for the confirmations."""
+        for name in names:
+            address = self._address(name)
+            self.owner[name] = address
+            listener = self._listener(address)
+            if not listener.wait_connected(wait):
+                raise ConnectionError(
+                    f"no pub/sub connection to the shard at {address[0]}:{address[1]}")
+            listener.subscribe(name)
 
     def wait_subscribed(self, name):
         """Wait for a pending subscription of *name*."""
@@ -81,9 +97,6 @@ class ShardedListener:
         listener = self.listeners.get(address)
         if listener is not None:
             listener.unsubscribe(name)
-
-    def start(self):
-        """Nothing to do: shard connections open with their first channel."""
 
     def stop(self):
         """Close every shard connection."""
@@ -123,7 +136,7 @@ class ShardedListener:
             for name in names:
                 self.owner[name] = new
             listener = self._listener(new)
-            if listener.connected.wait(5.0):
+            if listener.wait_connected(5.0):
                 try:
                     listener.subscribe(*names)
                 except ConnectionError:

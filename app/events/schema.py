@@ -13,9 +13,11 @@ COMMENT_DELETED = "comment_deleted"
 COMMENT_LIKE = "comment_like"
 TYPING = "typing"
 NOTIFICATION = "notification"  # on the recipient's own feed only
+# Between processes only, on the ``signouts`` channel no client can open: a login session ended.
+SESSION_ENDED = "session_ended"
 
-EVENT_TYPES = (NEW_POST, POST_UPDATED, POST_DELETED, POST_REACTION,
-               NEW_COMMENT, COMMENT_DELETED, COMMENT_LIKE, TYPING, NOTIFICATION)
+# Events that get no id and no history: a stream that missed one has nothing to resume.
+EPHEMERAL = frozenset((TYPING, SESSION_ENDED))
 
 # Control messages: never stored, never carry an id.
 CONNECTION_ESTABLISHED = "connection_established"
@@ -39,7 +41,7 @@ def now_ms():
 class Event:
     """One change, built once and published to every channel concerned.
 
-    :param type: one of :data:`EVENT_TYPES`.
+    :param type: one of the event types above.
     :param payload: the type's fields (``post``, ``post_id``…), JSON-serialisable.
     :param ts: publish time in ms since the epoch.
     """
@@ -51,7 +53,7 @@ class Event:
     @property
     def replayable(self):
         """Return whether the event gets an id and is kept for resume (typing is not)."""
-        return self.type != TYPING
+        return self.type not in EPHEMERAL
 
     def encode(self):
         """Return the event's JSON as ``(head, tail)``: ``head + id + tail`` for each channel.

@@ -8,7 +8,7 @@ from sqlalchemy import text
 from app.broker import BrokerUnavailable
 from app.broker.extension import current_broker
 from app.extensions import db
-from app.ops.metrics import exposition
+from app.metrics import exposition
 
 bp = Blueprint("ops", __name__)
 log = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ from flask_jwt_extended.exceptions import CSRFError, JWTExtendedException
 
 from app.api import schemas
 from app.api.validation import validate
-from app.auth import stores, tokens
-from app.broker.extension import current_broker
+from app.auth import tokens
+from app.auth.signout import end_session
 from app.errors import ApiError
 from app.pages import bp
 from app.pages.guard import check_login_form_token
@@ -95,8 +95,7 @@ def logout():
         except (pyjwt.PyJWTError, JWTExtendedException):
             claims = {}
         if "sid" in claims:
-            stores.revoke_session(claims["sid"], stores.refresh_horizon())
-            current_broker().revoke(claims["sid"])
+            end_session(claims["sid"])
     response = redirect(url_for("pages.index"))
     unset_jwt_cookies(response)
     return response

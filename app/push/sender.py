@@ -15,11 +15,10 @@ from gevent.queue import Empty, Full, Queue
 from pywebpush import WebPushException, webpush
 from sqlalchemy import delete, select
 
-from app.broker import BrokerUnavailable
-from app.broker.extension import current_broker
+from app import metrics
 from app.extensions import db
 from app.models import PushSubscription
-from app.ops import metrics
+from app.transports.quota import QuotaUnavailable, current_quota
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +68,10 @@ class Sender:
     def send(self, user_id, payload):
         """Push *payload* to every browser of *user_id*, unless they have a stream open."""
         try:
-            if current_broker().has_streams(user_id):
+            if current_quota().has_streams(user_id):
                 metrics.PUSHES.labels("online").inc()
                 return
-        except BrokerUnavailable as exc:
+        except QuotaUnavailable as exc:
             log.warning("cannot tell whether user %s has a page open (%s); pushing", user_id, exc)
         subscriptions = db.session.scalars(
             select(PushSubscription).where(PushSubscription.user_id == user_id)).all()

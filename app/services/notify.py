@@ -3,7 +3,7 @@ import logging
 
 from app.broker import BrokerUnavailable
 from app.broker.extension import current_broker
-from app.ops import metrics
+from app import metrics
 
 log = logging.getLogger(__name__)
 

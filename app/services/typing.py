@@ -3,6 +3,8 @@ from flask import current_app
 
 from app.events import schema
 from app.events.channels import post_channel
+from app.extensions import db
+from app.models import User
 from app.ratelimit import allow
 from app.serializers import author_json
 from app.services import notify
@@ -29,3 +31,9 @@ def announce_typing_as(author, post_id):
     notify.publish([post_channel(post_id)],
                    schema.Event(schema.TYPING, {"post_id": post_id, "user": author}))
     return True
+
+
+def typing_author(user_id):
+    """Return the short form of user *user_id* that typing events carry, or None."""
+    user = db.session.get(User, user_id)
+    return author_json(user) if user is not None else None

@@ -7,7 +7,6 @@ import time
 
 from flask import Blueprint, Response, current_app, request
 
-from app.broker.hub import REVOKED
 from app.errors import ValidationFailed
 from app.events.channels import FEED, POST
 from app.ratelimit import limit_longpoll
@@ -38,24 +37,23 @@ def _timeout():
 
 
 def _wait(session, initial, timeout):
-    """Return what to answer: the first messages after the cursor, within *timeout*."""
+    """Return what to answer: the first messages after the cursor, within *timeout*.
+
+    A wait never outlives the token: the session ends it as SSE and WebSocket streams end,
+    with ``token_expired``, instead of delivering events for up to 55 s more.
+    """
     messages = initial
     deadline = time.monotonic() + timeout
-    # A wait never outlives the token: past its expiry the request ends with token_expired,
-    # as SSE and WebSocket streams do, instead of delivering events for up to 55 s more.
-    expires_at = session.identity.expires_at
-    expiry = float("inf") if expires_at is None else time.monotonic() + expires_at - time.time()
     try:
         while not messages:
-            remaining = min(deadline, expiry) - time.monotonic()
+            remaining = deadline - time.monotonic()
             if remaining <= 0:
-                if time.monotonic() >= expiry:
-                    messages = [session.token_expired("the token expired")]
                 break
             messages = session.receive(remaining)
     except StreamEnded as ended:
-        if ended.reason == REVOKED:
-            messages = [session.token_expired("the session was signed out")]
+        last = session.ending(ended.reason)
+        if last is not None:
+            messages = [last]
     return messages
 
 

@@ -7,10 +7,11 @@ from gevent import get_hub
 from app.auth.stream_auth import authenticate_stream
 from app.broker import BrokerUnavailable
 from app.broker.extension import current_broker
-from app.broker.hub import GONE, SLOW
 from app.errors import RateLimited, Unavailable
 from app.extensions import db
 from app.services.channels import authorize_channel
+from app.transports.delivery import GONE, SLOW, raw_socket
+from app.transports.quota import QuotaUnavailable, current_quota
 from app.transports.session import StreamRefused, StreamSession
 
 _PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
@@ -64,13 +65,14 @@ def open_session(transport, identity, channel, last_event_id, environ):
     # A stream may stay open for hours: it must not pin a database connection.
     db.session.remove()
     session = StreamSession(current_broker(), channel, identity, transport, current_app.config,
+                            current_quota(), current_app.extensions["streams_by_session"],
                             on_close=_closer(environ))
     _bound_send_buffer(environ, current_app.config["STREAM_SEND_BUFFER_BYTES"])
     try:
         initial = session.open(last_event_id)
     except StreamRefused as refused:
         raise RateLimited(refused.message, refused.retry_after) from None
-    except BrokerUnavailable as exc:
+    except (BrokerUnavailable, QuotaUnavailable) as exc:
         raise Unavailable(f"streams are unavailable: {exc}") from None
     return session, initial
 
@@ -88,7 +90,7 @@ def watch_hangup(session, environ):
     Returns None when the socket is not a gunicorn gevent one (tests' client, other servers).
     Stop the watcher (``watcher.stop()``) before the socket closes.
     """
-    raw = getattr(environ.get("gunicorn.socket"), "_sock", None)
+    raw = raw_socket(environ.get("gunicorn.socket"))
     if raw is None:
         return None
     watcher = get_hub().loop.io(raw.fileno(), 1)

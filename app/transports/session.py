@@ -1,20 +1,22 @@
 """A client's subscription to one channel: resume, gap repair, pings, expiry and limits.
 
-This is the only place with stream logic. Opening a session subscribes first and reads history
-second, so no event falls between the two; every live message is then checked against the
-session's position (epoch and sequence number): a duplicate of what replay sent is dropped, a
-jump is filled from history, and what history no longer holds becomes ``resync_required``.
+This is the only place with stream logic, and every transport uses it. Opening a session
+subscribes first and reads history second, so no event falls between the two; every live
+message is then checked against the session's position (epoch and sequence number) by one
+rule, :func:`in_sequence`: the next event goes out, a duplicate of what replay sent is dropped,
+a jump is filled from history, and what history no longer holds becomes ``resync_required``.
+How a stream ends (token expired, signed out) is decided once too, by :meth:`StreamSession.ending`.
 """
 import logging
 import sys
 import time
 import uuid
 
-from app.broker.hub import CHECK, REVOKED, SHUTDOWN, SLOW, Inbox
 from app.events import schema
 from app.events.channels import channel_kind
 from app.events.wire import Message, Position
-from app.ops import metrics
+from app import metrics
+from app.transports.delivery import EXPIRED, REVOKED, SHUTDOWN, SLOW, Inbox
 
 log = logging.getLogger(__name__)
 #: Why a stream ended, for the log, when its inbox was closed for it.
@@ -22,11 +24,11 @@ _ENDED_BY = {SLOW: "slow consumer", REVOKED: "revoked", SHUTDOWN: "shutdown"}
 
 
 class StreamRefused(Exception):
-    """The stream cannot open; ``status`` and ``code`` say why (429 over the user's limit)."""
+    """The user has as many streams open as allowed; retry after ``retry_after`` seconds."""
 
-    def __init__(self, status, code, message, retry_after=None):
+    def __init__(self, message, retry_after=None):
         super().__init__(message)
-        self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
+        self.message, self.retry_after = message, retry_after
 
 
 class StreamEnded(Exception):
@@ -42,6 +44,24 @@ def control(type_, **fields):
     return Message(type_, schema.control(type_, **fields))
 
 
+def in_sequence(position, messages):
+    """Return the position after *messages* when they follow *position* in order, else None.
+
+    In order means: each event is the next of the channel (same epoch, sequence number one
+    more), the first one right after *position*. Messages without an id (typing) have no
+    place and never break the order. The one rule of every transport and both write paths.
+    """
+    epoch, seq, last = position.epoch, position.seq, position
+    for message in messages:
+        if message.event_id is None:
+            continue
+        if message.seq != seq + 1 or message.epoch != epoch:
+            return None
+        seq += 1
+        last = message.position
+    return last
+
+
 class StreamSession:
     """One open stream of one user on one channel.
 
@@ -50,15 +70,20 @@ class StreamSession:
     :param identity: who opened it: ``user_id``, ``sid`` (login session), ``expires_at`` (s).
     :param transport: ``sse``, ``ws`` or ``poll`` (for limits' messages and metrics).
     :param settings: the app config (ping interval, queue bounds, per-user limit).
+    :param quota: the stream count (:mod:`app.transports.quota`).
+    :param signouts: this process's :class:`~app.auth.signout.StreamsBySession`.
     """
 
     # Thousands of sessions wait at once in a worker: no per-instance __dict__.
-    __slots__ = ("broker", "channel", "kind", "identity", "transport", "ping_seconds", "limit",
-                 "stream_id", "position", "inbox", "writer", "_slot", "_subscribed",
-                 "_open_gauge", "opened_at")
+    __slots__ = ("broker", "quota", "signouts", "channel", "kind", "identity", "transport",
+                 "ping_seconds", "limit", "stream_id", "position", "inbox", "writer", "_slot",
+                 "_subscribed", "_open_gauge", "opened_at")
 
-    def __init__(self, broker, channel, identity, transport, settings, on_close=None):
+    def __init__(self, broker, channel, identity, transport, settings, quota, signouts,
+                 on_close=None):
         self.broker = broker
+        self.quota = quota
+        self.signouts = signouts
         self.channel = channel
         self.kind = channel_kind(channel)
         self.identity = identity
@@ -67,7 +92,7 @@ class StreamSession:
         self.limit = settings["STREAMS_PER_USER"]
         self.stream_id = uuid.uuid4().hex
         self.position = None
-        self.inbox = Inbox(channel, sid=identity.sid, on_close=on_close,
+        self.inbox = Inbox(channel, on_close=on_close,
                            max_events=settings["STREAM_QUEUE_MAX_EVENTS"],
                            max_bytes=settings["STREAM_QUEUE_MAX_BYTES"],
                            max_lag=settings["STREAM_MAX_LAG_SECONDS"])
@@ -87,16 +112,16 @@ class StreamSession:
 
         :raises StreamRefused: over the per-user stream limit.
         :raises BrokerUnavailable: when the broker cannot be reached.
+        :raises QuotaUnavailable: when the stream count cannot be reached.
         """
-        user_id = self.identity.user_id
-        if not self.broker.acquire_slot(user_id, self.stream_id, self.limit):
-            raise StreamRefused(429, "rate_limited",
-                                f"too many open streams (at most {self.limit} per user)",
+        if not self.quota.acquire(self.identity.user_id, self.stream_id, self.limit):
+            raise StreamRefused(f"too many open streams (at most {self.limit} per user)",
                                 retry_after=self.ping_seconds)
         self._slot = True
         try:
             self.broker.subscribe(self.inbox)
             self._subscribed = True
+            self.signouts.add(self.identity.sid, self.inbox)
             self._open_gauge.inc()
             initial = self._resume(last_event_id)
         except BaseException:
@@ -105,7 +130,7 @@ class StreamSession:
         self.opened_at = time.monotonic()
         # Never the token: who, which channel, over what.
         log.info("stream open: user=%s transport=%s channel=%s stream=%s",
-                 user_id, self.transport, self.channel, self.stream_id)
+                 self.identity.user_id, self.transport, self.channel, self.stream_id)
         return initial
 
     def _resume(self, last_event_id):
@@ -130,12 +155,13 @@ class StreamSession:
         if self._subscribed:
             self._subscribed = False
             self._open_gauge.dec()
+            self.signouts.discard(self.identity.sid, self.inbox)
             self.broker.unsubscribe(self.inbox)
             if self.inbox.closed == SLOW:
                 metrics.SLOW_CONSUMERS.labels(self.transport).inc()
         if self._slot:
             self._slot = False
-            self.broker.release_slot(self.identity.user_id, self.stream_id)
+            self.quota.release(self.identity.user_id, self.stream_id)
 
     def _end_reason(self):
         if self.inbox.closed in _ENDED_BY:
@@ -159,35 +185,62 @@ class StreamSession:
     def receive(self, timeout):
         """Return the next messages to send, in order, waiting up to *timeout* seconds.
 
-        :raises StreamEnded: when the inbox was closed (slow consumer, logout, shutdown).
+        The wait ends early when the token expires.
+
+        :raises StreamEnded: when the token expired or the inbox was closed (slow consumer,
+            sign-out, shutdown, client gone).
         """
-        items = self.inbox.get(timeout)
-        if self.inbox.closed:
-            raise StreamEnded(self.inbox.closed)
-        out = []
-        for message in items:
-            if message.event_id is None:
-                out.append(message)  # ephemeral (typing): no order to keep
-            else:
-                out.extend(self._order(message))
+        expires_at = self.identity.expires_at
+        if expires_at is not None:
+            left = expires_at - time.time()
+            if left <= 0:
+                raise StreamEnded(EXPIRED)
+            timeout = min(timeout, left)
+        inbox = self.inbox
+        items = inbox.get(timeout)
+        if inbox.closed:
+            raise StreamEnded(inbox.closed)
+        after = in_sequence(self.position, items)
+        if after is not None:
+            self.position = after
+            out = items if items else []  # an empty take() is the inbox's own list
+        else:
+            out = []
+            for message in items:
+                if message.event_id is None:
+                    out.append(message)  # ephemeral (typing): no order to keep
+                else:
+                    out.extend(self._order(message))
+        head = inbox.take_checkpoint()
+        if head is not None:
+            out.extend(self._check(head))
         return out
 
     def _order(self, message):
+        """Return what to send for one live event that may not be the next one."""
         position = self.position
         if message.epoch == position.epoch and message.seq <= position.seq:
-            return []  # already sent (by replay), or a checkpoint with nothing new
-        if message.type != CHECK and message.epoch == position.epoch \
-                and message.seq == position.seq + 1:
+            return []  # already sent (by replay)
+        if in_sequence(position, (message,)) is not None:
             self.position = message.position
             return [message]
-        # A gap, a new epoch, or a checkpoint ahead of us: fill it from history.
+        # A gap or a new epoch: fill it from history.
         replay = self.broker.read_shared(self.channel, position)
         if replay.messages is not None:
             return self._accept(replay.messages)
         self.position = message.position
-        if message.type == CHECK:
-            return [control(schema.RESYNC_REQUIRED)]
         return [control(schema.RESYNC_REQUIRED), message]
+
+    def _check(self, head):
+        """Return what to send after the broker said the channel's head is *head*."""
+        position = self.position
+        if head.epoch == position.epoch and head.seq <= position.seq:
+            return []  # nothing missed
+        replay = self.broker.read_shared(self.channel, position)
+        if replay.messages is not None:
+            return self._accept(replay.messages)
+        self.position = head
+        return [control(schema.RESYNC_REQUIRED)]
 
     def _accept(self, messages):
         """Return the replayed *messages* after the position, and advance it."""
@@ -204,28 +257,22 @@ class StreamSession:
 
         The first batch is ``connection_established`` and *initial* (what :meth:`open`
         returned); then live messages as they come, a ``ping`` every ``STREAM_PING_SECONDS``,
-        and ``token_expired`` last when the token expires or its session is revoked.
+        and last what :meth:`ending` says (``token_expired``), or a ``ping`` on shutdown.
+
+        :raises StreamEnded: after the last batch.
         """
         yield [self.welcome(), *initial]
         initial = None  # noqa: F841 - an idle stream keeps nothing it already wrote
-        expires_at = self.identity.expires_at
         next_ping = time.monotonic() + self.ping_seconds
         while True:
-            now = time.monotonic()
-            wall = time.time()
-            if expires_at is not None and wall >= expires_at:
-                yield [self.token_expired("the token expired")]
-                return
-            wait = next_ping - now
-            if expires_at is not None:
-                wait = min(wait, expires_at - wall)
             try:
-                batch = self.receive(max(wait, 0))
+                batch = self.receive(max(next_ping - time.monotonic(), 0))
             except StreamEnded as ended:
-                if ended.reason == REVOKED:
-                    yield [self.token_expired("the session was signed out")]
-                elif ended.reason == SHUTDOWN:
-                    yield [self.ping()]
+                last = self.ending(ended.reason)
+                if last is None and ended.reason == SHUTDOWN:
+                    last = self.ping()
+                if last is not None:
+                    yield [last]
                 raise
             if time.monotonic() >= next_ping:
                 batch.append(self.ping())
@@ -234,6 +281,18 @@ class StreamSession:
             if batch or (self.writer is not None and self.writer.pending):
                 yield batch
             batch = None
+
+    def ending(self, reason):
+        """Return the message that tells the client why its stream ended, or None.
+
+        The one rule for every transport: an expired token and a signed-out session both end
+        with ``token_expired``; the client signs in again (or refreshes) and resumes.
+        """
+        if reason == EXPIRED:
+            return self.token_expired("the token expired")
+        if reason == REVOKED:
+            return self.token_expired("the session was signed out")
+        return None
 
     def delivered(self, batch):
         """Count the events of a written *batch* and their publish-to-write latency."""
@@ -247,34 +306,27 @@ class StreamSession:
         Call it once what the transport wrote itself (headers, the first batch) is out; from
         then on the transport writes with ``writer.send`` too, so that both keep one order.
 
-        :param writer: a :class:`~app.transports.writer.SocketWriter`.
+        :param writer: a :class:`~app.transports.delivery.SocketWriter`.
         """
         self.writer = writer
-        self.inbox.direct = self._write_waiting
+        self.inbox.direct = self.write_waiting
 
-    def _write_waiting(self, inbox):
+    def write_waiting(self, inbox):
         """Write *inbox*'s messages from the event loop; return False to wake the stream instead.
 
-        Only the plain case is handled here: each event is the next of the channel (or has no
-        id). A gap, a duplicate, a new epoch or a checkpoint needs the history, so the stream's
-        greenlet handles it, as it does bytes the socket would not take at once.
+        Only messages :func:`in_sequence` are written here. A gap, a duplicate, a new epoch or
+        a checkpoint needs the history, so the stream's greenlet handles it, as it does bytes
+        the socket would not take at once.
         """
         writer = self.writer
-        if not writer.ready():
+        if not writer.ready() or inbox.checkpoint is not None:
             return False
         items = inbox.peek()
-        position = self.position
-        epoch, seq, last = position.epoch, position.seq, None
-        for message in items:
-            if message.event_id is None:
-                continue
-            if message.seq != seq + 1 or message.epoch != epoch or message.type == CHECK:
-                return False
-            seq += 1
-            last = message
+        after = in_sequence(self.position, items)
+        if after is None:
+            return False
         inbox.take()
-        if last is not None:
-            self.position = last.position
+        self.position = after
         framer = writer.framer
         data = items[0].framed(framer) if len(items) == 1 else \
             b"".join(message.framed(framer) for message in items)

@@ -6,8 +6,8 @@ from flask import Blueprint, Response, current_app, request
 from app.events.channels import FEED, POST
 from app.ratelimit import limit_stream_opens
 from app.transports.opening import authorize_stream, open_session, watch_hangup
+from app.transports.delivery import SocketWriter, raw_socket
 from app.transports.session import StreamEnded
-from app.transports.writer import SocketWriter
 
 bp = Blueprint("sse", __name__, url_prefix="/stream")
 limit_stream_opens(bp)  # per client address, checked before anything else (and the upgrade)
@@ -40,7 +40,7 @@ def _writer(environ):
     """
     sock = environ.get("gunicorn.socket")
     protocol = environ.get("SERVER_PROTOCOL")
-    if sock is None or not hasattr(sock, "_sock") or environ.get("REQUEST_METHOD") != "GET" \
+    if raw_socket(sock) is None or environ.get("REQUEST_METHOD") != "GET" \
             or protocol not in ("HTTP/1.1", "HTTP/1.0"):
         return None
     return SocketWriter(sock, sse_chunk if protocol == "HTTP/1.1" else sse_frame)

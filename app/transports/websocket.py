@@ -7,28 +7,25 @@ itself sends (pongs, close frames), goes through one lock as a whole ``sendall``
 simple-websocket's own ``send()`` may write part of a large frame (its issue #45).
 """
 import logging
-import struct
 
 import gevent
-import orjson
 from flask import Blueprint, current_app, g, request
-from gevent.lock import Semaphore
 from simple_websocket import ConnectionClosed
 from werkzeug.routing import WebsocketMismatch
 from wsproto.events import TextMessage
 
-from app.broker.hub import REVOKED, SHUTDOWN, SLOW
 from app.errors import ApiError, Forbidden, error_response
-from app.events import schema
 from app.events.channels import FEED, POST
-from app.extensions import db, sock
-from app.models import User
+from app.extensions import sock
 from app.ratelimit import limit_stream_opens
-from app.serializers import author_json
-from app.services.typing import announce_typing_as
+from app.services.typing import typing_author
+from app.transports import ws_inbound
+from app.transports.delivery import EXPIRED, REVOKED, SHUTDOWN, SLOW, SocketWriter
 from app.transports.opening import authorize_stream, open_session
 from app.transports.session import StreamEnded, control
-from app.transports.writer import SocketWriter
+from app.transports.token_bucket import TokenBucket
+from app.transports.ws_frames import deflate_negotiated, text_frame
+from app.transports.ws_socket import WholeWrites
 
 bp = Blueprint("ws", __name__, url_prefix="/ws")
 limit_stream_opens(bp)  # per client address, checked before anything else (and the upgrade)
@@ -41,65 +38,8 @@ CLOSE_RESTART = 1012
 CLOSE_SLOW = 1013
 CLOSE_TOKEN = 4401
 READ_CHECK_SECONDS = 5
-
-
-def text_frame(message):
-    """Return an unmasked, uncompressed text frame of *message* (shared by all connections)."""
-    payload = message.data
-    size = len(payload)
-    if size < 126:
-        header = struct.pack("!BB", 0x81, size)
-    elif size < 1 << 16:
-        header = struct.pack("!BBH", 0x81, 126, size)
-    else:
-        header = struct.pack("!BBQ", 0x81, 127, size)
-    return header + payload
-
-
-class WholeWrites:
-    """A socket whose every write is one whole ``sendall`` under one lock."""
-
-    def __init__(self, sock):
-        self._sock = sock
-        self._lock = Semaphore()
-
-    @property
-    def raw(self):
-        """The wrapped gevent socket."""
-        return self._sock
-
-    @property
-    def lock(self):
-        """The lock every whole write holds."""
-        return self._lock
-
-    def send(self, data):
-        with self._lock:
-            self._sock.sendall(data)
-        return len(data)
-
-    sendall = send
-
-    def __getattr__(self, name):
-        return getattr(self._sock, name)
-
-
-class TokenBucket:
-    """Allow *rate* messages a second on average, with bursts of *burst*."""
-
-    def __init__(self, rate, burst):
-        self.rate, self.capacity, self.tokens = rate, burst, float(burst)
-        self.updated = gevent.get_hub().loop.now()
-
-    def take(self):
-        """Spend one token; return False when none is left."""
-        now = gevent.get_hub().loop.now()
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
+CLOSE_REASONS = {EXPIRED: (CLOSE_TOKEN, "token expired"), REVOKED: (CLOSE_TOKEN, "signed out"),
+                 SHUTDOWN: (CLOSE_RESTART, "service restart"), SLOW: (CLOSE_SLOW, "too slow to read")}
 
 
 def _same_origin(origin):
@@ -140,8 +80,7 @@ def refuse_before_upgrade():
     _check_handshake()
     # Typing events name their author: load it now, before the session releases the DB. Only
     # post sockets take typing, so opening (or resuming) a feed socket makes no query.
-    user = db.session.get(User, identity.user_id) if g.post_id else None
-    g.author = author_json(user) if user is not None else None
+    g.author = typing_author(identity.user_id) if g.post_id else None
     g.stream = open_session("ws", identity, channel, request.args.get("last_event_id"),
                             request.environ)
 
@@ -166,7 +105,7 @@ class Connection:
         self.bucket = TokenBucket(config["WS_MESSAGES_PER_SECOND"], config["WS_MESSAGE_BURST"])
         ws.sock = WholeWrites(ws.sock)
         # Without permessage-deflate, frames are identical for every connection: build once.
-        self.shared_frames = not _deflate_negotiated(ws)
+        self.shared_frames = not deflate_negotiated(ws)
 
     def serve(self):
         """Run until either side ends the connection."""
@@ -195,7 +134,7 @@ class Connection:
 
     def _write_until_end(self):
         sock = self.ws.sock
-        # Shared frames can be written by the hub while this greenlet waits (see writer.py);
+        # Shared frames can be written by the hub while this greenlet waits (see delivery.py);
         # every write then goes through the writer, under the lock of WholeWrites.
         writer = SocketWriter(sock.raw, text_frame, sock.lock) if self.shared_frames else None
         code, reason = CLOSE_TOKEN, "token expired"
@@ -212,10 +151,7 @@ class Connection:
                 self.session.delivered(batch)
                 batch = data = None  # an idle connection keeps nothing it already wrote
         except StreamEnded as ended:
-            code, reason = {REVOKED: (CLOSE_TOKEN, "signed out"),
-                            SHUTDOWN: (CLOSE_RESTART, "service restart"),
-                            SLOW: (CLOSE_SLOW, "too slow to read")}.get(ended.reason,
-                                                                       (1011, ended.reason))
+            code, reason = CLOSE_REASONS.get(ended.reason, (1011, ended.reason))
         except OSError:
             return
         if writer is not None and writer.pending:
@@ -250,37 +186,7 @@ class Connection:
             if not self.bucket.take():
                 self._close(CLOSE_RATE, "message rate exceeded")
                 return
-            self._handle(data)
-
-    def _handle(self, data):
-        try:
-            message = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            self.reply(schema.ERROR, code="bad_json", message="messages must be JSON objects")
-            return
-        kind = message.get("type") if isinstance(message, dict) else None
-        if kind == schema.PING:
-            # The client's own timestamp comes back unchanged, so it can time its round trip.
-            self.reply(schema.PONG, timestamp=message.get("timestamp", schema.now_ms()),
-                       server_time=schema.now_ms())
-        elif kind == schema.PONG:
-            pass  # an answer to the server's ping: nothing to do
-        elif kind == schema.TYPING and self.post_id and self.author:
-            announce_typing_as(self.author, self.post_id)
-        else:
-            self.reply(schema.ERROR, code="unknown_type",
-                       message=f"unknown message type {kind!r}: expected ping"
-                               + (" or typing" if self.post_id else ""))
-
-
-def _deflate_negotiated(ws):
-    """Return whether the handshake agreed on permessage-deflate (wsproto keeps it private)."""
-    # wsproto 1.3 calls it ``connection``; older versions ``_connection``.
-    connection = getattr(ws.ws, "connection", None) or getattr(ws.ws, "_connection", None)
-    try:
-        return bool(connection._proto.extensions)
-    except AttributeError:
-        return True  # unknown: let wsproto frame every message, which is always right
+            ws_inbound.handle(data, self.reply, self.post_id, self.author)
 
 
 def init_app(app):

@@ -46,7 +46,7 @@ def test_the_stream_limit_holds_across_workers_and_servers(servers, redis_url):
         assert client.wait_established() is not None, client.end_reason
     where = workers_holding(servers, open_)
     slots = redis.Redis.from_url(redis_url)
-    key = f"{first.env['REDIS_PREFIX']}:slots:{{{alice.id}}}"
+    key = f"{first.env['REDIS_PREFIX']}:streams:{{{alice.id}}}"
     for _ in range(10):
         # The kernel picks the worker that accepts each stream, and one may take all of a
         # server's: move a WebSocket stream (its close is seen at once) until a server's

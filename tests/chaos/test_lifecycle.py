@@ -41,7 +41,7 @@ def redis_client(redis_url):
 
 def counted(server, redis_client, user):
     """Return the streams of *user* that Redis counts now (expired entries excluded)."""
-    key = f"{server.env['REDIS_PREFIX']}:slots:{{{user.id}}}"
+    key = f"{server.env['REDIS_PREFIX']}:streams:{{{user.id}}}"
     return redis_client.zcount(key, int(time.time() * 1000), "+inf")
 
 

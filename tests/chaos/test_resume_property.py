@@ -20,6 +20,8 @@ from hypothesis import strategies as st
 from app.broker.memory import MemoryBroker
 from app.broker.redis import RedisBroker
 from app.events.schema import Event
+from app.auth.signout import StreamsBySession
+from app.transports.quota import MemoryQuota
 from app.transports.session import StreamSession
 from tests.chaos.harness import record, scaled
 
@@ -75,7 +77,8 @@ class Side:
         return broker
 
     def see_then_leave(self, before, missed):
-        session = StreamSession(self.broker, CHANNEL, who(), "sse", SETTINGS)
+        session = StreamSession(self.broker, CHANNEL, who(), "sse", SETTINGS, MemoryQuota(),
+                                StreamsBySession(self.broker))
         session.open()
         self.seen = publish(self.broker, before)
         got = collect(session, self.seen[-1])
@@ -94,7 +97,8 @@ class Side:
         self.broker.redis.delete(*((history,) if loss == "history deleted" else (meta, history)))
 
     def resume(self, during):
-        session = StreamSession(self.broker, CHANNEL, who(), "sse", SETTINGS)
+        session = StreamSession(self.broker, CHANNEL, who(), "sse", SETTINGS, MemoryQuota(),
+                                StreamsBySession(self.broker))
         concurrent = gevent.spawn(publish, self.broker, during)
         first = session.open(self.seen[-1])
         self.during = concurrent.get()

@@ -62,7 +62,7 @@ def test_hostile_origins_get_403_before_the_upgrade_and_no_subscription(server, 
             client.wait_established(timeout=5)
             refused[(origin, path)] = (client.status, client.up)
             client.stop()
-    slots = redis_client.zcard(f"{prefix}:slots:{{{victim.id}}}")
+    slots = redis_client.zcard(f"{prefix}:streams:{{{victim.id}}}")
     channels = redis_client.pubsub_channels(f"{prefix}:*{victim.id}*")
     # The server's own origin and the allowed one are accepted: the refusals are about Origin.
     accepted = []

@@ -38,7 +38,7 @@ def open_slots(server, world, redis_client):
     """Return ``{owner index: streams counted in Redis now}`` (expired entries excluded)."""
     now = int(time.time() * 1000)
     prefix = server.env["REDIS_PREFIX"]
-    return {i: redis_client.zcount(f"{prefix}:slots:{{{owner.id}}}", now, "+inf")
+    return {i: redis_client.zcount(f"{prefix}:streams:{{{owner.id}}}", now, "+inf")
             for i, owner in enumerate(world.owners)}
 
 
@@ -66,7 +66,7 @@ def counters_recover(server, world, clients, redis_client, struck):
     began = time.monotonic()                                 # it waits: not part of the count
     want = streaming(clients)
     prefix = server.env["REDIS_PREFIX"]
-    keys = {i: f"{prefix}:slots:{{{owner.id}}}" for i, owner in enumerate(world.owners)}
+    keys = {i: f"{prefix}:streams:{{{owner.id}}}" for i, owner in enumerate(world.owners)}
     fresh_after = int(struck * 1000) + SLOT_TTL_MS
 
     def live_exact():

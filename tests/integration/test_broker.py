@@ -4,7 +4,9 @@ import time
 import gevent
 import pytest
 
-from app.broker.hub import CHECK, REVOKED, SLOW, Inbox
+from app.auth.signout import REVOKED, StreamsBySession
+from app.transports.delivery import SLOW, Inbox
+from app.transports.quota import MemoryQuota
 from app.broker.memory import MemoryBroker
 from app.events.schema import TYPING, Event
 from app.events.wire import Position
@@ -48,11 +50,12 @@ def publish(broker, channel, count, start=0):
 
 
 def drain(inbox, want, timeout=5):
-    """Return up to *want* messages of *inbox* (not the brokers' reconnect checkpoints)."""
+    """Return up to *want* messages of *inbox* (checkpoints are not messages)."""
     got = []
     deadline = time.monotonic() + timeout
     while len(got) < want and time.monotonic() < deadline:
-        got.extend(m for m in inbox.get(0.1) if m.type != CHECK)
+        got.extend(inbox.get(0.1))
+        inbox.take_checkpoint()
     return got
 
 
@@ -168,21 +171,31 @@ def test_an_inbox_over_its_bound_is_closed_as_slow(broker):
     assert inbox.closed == SLOW
 
 
-def test_revoke_closes_the_streams_of_that_session_only(broker):
-    mine, other = Inbox("feed:a", sid="s1"), Inbox("feed:a", sid="s2")
-    broker.subscribe(mine)
-    broker.subscribe(other)
-    broker.revoke("s1")
+def test_a_sign_out_in_another_process_closes_the_streams_of_that_session_only(
+        broker_factory):
+    here, there = broker_factory(), broker_factory()
+    streams, elsewhere = StreamsBySession(here), StreamsBySession(there)
+    mine, other = Inbox("feed:a"), Inbox("feed:a")
+    streams.add("s1", mine)
+    streams.add("s2", other)
+    elsewhere.add("s3", Inbox("feed:b"))  # subscribes that process to sign-outs
+    # In-process there is one process: the sign-out is published where the streams are.
+    publisher = here if isinstance(here, MemoryBroker) else there
+    publisher.publish([streams.channel], Event("session_ended", {"sid": "s1"}))
+    deadline = time.monotonic() + 5
+    while not mine.closed and time.monotonic() < deadline:
+        gevent.sleep(0.02)
     assert mine.closed == REVOKED and not other.closed
 
 
-def test_stream_slots_are_limited_per_user(broker):
-    assert broker.acquire_slot("u1", "s1", 2)
-    assert broker.acquire_slot("u1", "s2", 2)
-    assert not broker.acquire_slot("u1", "s3", 2)
-    assert broker.acquire_slot("u2", "s4", 2)
-    broker.release_slot("u1", "s1")
-    assert broker.acquire_slot("u1", "s3", 2)
+def test_the_stream_quota_is_per_user():
+    quota = MemoryQuota()
+    assert quota.acquire("u1", "s1", 2)
+    assert quota.acquire("u1", "s2", 2)
+    assert not quota.acquire("u1", "s3", 2)
+    assert quota.acquire("u2", "s4", 2)
+    quota.release("u1", "s1")
+    assert quota.acquire("u1", "s3", 2)
 
 
 def test_ping_answers_when_up(broker):

@@ -2,7 +2,7 @@
 import pytest
 from sqlalchemy import create_engine, select
 
-from app.broker.hub import Inbox
+from app.transports.delivery import Inbox
 from app.events.channels import feed_channel
 from app.extensions import db
 from app.models import Post

@@ -158,7 +158,7 @@ def test_no_push_while_the_user_has_a_stream_open(app, client, api, push_service
     stream.until("notification")  # she heard it on her open page
     _wait_until(lambda: _pushes("online") == online + 1)  # so no push was sent
     stream.close()
-    _wait_until(lambda: not app.extensions["broker"].has_streams(alice.id))
+    _wait_until(lambda: not app.extensions["stream_quota"].has_streams(alice.id))
     carol.follow(alice)
     [(_, _, body)] = push_service.wait(1)
     assert browser.decrypt(body)["notification"]["actor"]["username"] == "carol"

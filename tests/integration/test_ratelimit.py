@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from app.broker.hub import Inbox
+from app.transports.delivery import Inbox
 from app.events.channels import post_channel
 from tests.support.pageforms import ORIGIN
 

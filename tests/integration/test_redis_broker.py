@@ -6,9 +6,11 @@ import gevent
 import pytest
 
 from app.broker import BrokerUnavailable
-from app.broker.hub import Inbox
+from app.transports.delivery import Inbox
 from app.broker.redis import RedisBroker
 from app.events.schema import Event
+from app.auth.signout import StreamsBySession
+from app.transports.quota import MemoryQuota, RedisQuota
 from app.transports.session import StreamSession
 from tests.support.redis_server import RedisServer
 
@@ -25,9 +27,10 @@ def broker(redis_url, redis_prefix):
     broker.close()
 
 
-def open_session(broker, channel="feed:u1"):
+def open_session(broker, channel="feed:u1", quota=None):
     who = SimpleNamespace(user_id="u1", sid="s1", expires_at=time.time() + 3600)
-    session = StreamSession(broker, channel, who, "sse", SETTINGS)
+    session = StreamSession(broker, channel, who, "sse", SETTINGS, quota or MemoryQuota(),
+                            StreamsBySession(broker))
     session.open()
     return session
 
@@ -64,7 +67,7 @@ def test_all_streams_of_a_process_share_one_pubsub_connection(broker):
     for inbox in inboxes:
         broker.subscribe(inbox)
     assert len(pubsub_clients(broker)) == 1
-    assert pubsub_clients(broker)[0]["sub"] == "22"  # 21 channels + the control channel
+    assert pubsub_clients(broker)[0]["sub"] == "21"
 
 
 def test_a_channel_is_subscribed_with_its_first_stream_and_dropped_with_its_last(broker):
@@ -176,25 +179,24 @@ def _publish_when_up(broker, count, timeout=10):
             gevent.sleep(0.1)
 
 
-def test_closing_the_broker_gives_back_slots_still_waiting_for_their_batch(broker):
+def test_closing_the_quota_gives_back_streams_still_waiting_for_their_batch(broker):
     # Releases go to Redis in batches a moment later; a worker that exits right after its
-    # last stream ended (a reload) must not leave those slots counting until they expire.
-    broker.ensure_started()
-    key = f"{broker.prefix}:slots:{{u1}}"
-    session = open_session(broker)
+    # last stream ended (a reload) must not leave those streams counting until they expire.
+    quota = RedisQuota(broker.redis, broker.prefix)
+    key = quota.key("u1")
+    session = open_session(broker, quota=quota)
     assert broker.redis.zcard(key) == 1
     session.close()
-    broker.close()
+    quota.close()
     assert broker.redis.zcard(key) == 0
 
 
-def test_whether_a_user_has_an_open_stream_is_one_lookup_in_any_process(broker, redis_url,
-                                                                         redis_prefix):
-    other = RedisBroker(redis_url, prefix=redis_prefix, health_seconds=0.5)  # another worker
+def test_whether_a_user_has_an_open_stream_is_one_lookup_in_any_process(broker):
+    here = RedisQuota(broker.redis, broker.prefix)
+    other = RedisQuota(broker.redis, broker.prefix)  # another worker's count
     try:
-        broker.ensure_started()
         assert not other.has_streams("u1")
-        session = open_session(broker)
+        session = open_session(broker, quota=here)
         assert other.has_streams("u1") and not other.has_streams("u2")
         session.close()
         deadline = time.monotonic() + 5
@@ -202,4 +204,5 @@ def test_whether_a_user_has_an_open_stream_is_one_lookup_in_any_process(broker, 
             assert time.monotonic() < deadline
             time.sleep(0.02)
     finally:
+        here.close()
         other.close()

@@ -5,10 +5,12 @@ from types import SimpleNamespace
 import orjson
 import pytest
 
-from app.broker.hub import SHUTDOWN
 from app.broker.memory import MemoryBroker
 from app.events.schema import Event
 from app.events.wire import Position
+from app.auth.signout import StreamsBySession
+from app.broker.hub import SHUTDOWN
+from app.transports.quota import MemoryQuota
 from app.transports.session import StreamEnded, StreamRefused, StreamSession
 
 SETTINGS = {"STREAM_PING_SECONDS": 0.2, "STREAMS_PER_USER": 3, "STREAM_QUEUE_MAX_EVENTS": 100,
@@ -26,8 +28,21 @@ def identity(user="u1", sid="s1", expires_in=3600):
     return SimpleNamespace(user_id=user, sid=sid, expires_at=time.time() + expires_in)
 
 
-def session_for(broker, channel="feed:u1", **kwargs):
-    return StreamSession(broker, channel, identity(**kwargs), "sse", SETTINGS)
+@pytest.fixture
+def quota():
+    return MemoryQuota()
+
+
+@pytest.fixture
+def signouts(broker):
+    return StreamsBySession(broker)
+
+
+@pytest.fixture
+def session_for(broker, quota, signouts):
+    def build(channel="feed:u1", **kwargs):
+        return StreamSession(broker, channel, identity(**kwargs), "sse", SETTINGS, quota, signouts)
+    return build
 
 
 def publish(broker, count, channel="feed:u1"):
@@ -42,17 +57,17 @@ def ids(messages):
     return [m.event_id for m in messages]
 
 
-def test_without_an_id_it_starts_at_the_head(broker):
+def test_without_an_id_it_starts_at_the_head(broker, session_for):
     publish(broker, 3)
-    session = session_for(broker)
+    session = session_for()
     assert session.open() == []
     later = publish(broker, 2)
     assert ids(session.receive(1)) == later
 
 
-def test_resume_replays_exactly_then_goes_live_without_duplicates(broker):
+def test_resume_replays_exactly_then_goes_live_without_duplicates(broker, session_for):
     sent = publish(broker, 5)
-    session = session_for(broker)
+    session = session_for()
     assert ids(session.open(sent[1])) == sent[2:]
     # Events that are both replayed and delivered live are sent once.
     broker.hub.dispatch("feed:u1", broker.read("feed:u1", Position.parse(sent[3])).messages[0])
@@ -60,9 +75,9 @@ def test_resume_replays_exactly_then_goes_live_without_duplicates(broker):
     assert ids(session.receive(1)) == later
 
 
-def test_an_id_no_longer_held_gives_resync_then_live(broker):
+def test_an_id_no_longer_held_gives_resync_then_live(broker, session_for):
     publish(broker, 30)  # history holds 20
-    session = session_for(broker)
+    session = session_for()
     head = broker.read("feed:u1").head
     first = session.open(Position(head.epoch, 2).event_id)
     assert types(first) == ["resync_required"]
@@ -72,14 +87,14 @@ def test_an_id_no_longer_held_gives_resync_then_live(broker):
 
 
 @pytest.mark.parametrize("bad_id", ["garbage", "abc-xyz", "-1", "x" * 100, "ffff-999999"])
-def test_malformed_or_unknown_ids_give_resync(broker, bad_id):
+def test_malformed_or_unknown_ids_give_resync(broker, session_for, bad_id):
     publish(broker, 2)
-    session = session_for(broker)
+    session = session_for()
     assert types(session.open(bad_id)) == ["resync_required"]
 
 
-def test_a_gap_on_the_live_path_is_filled_from_history(broker):
-    session = session_for(broker)
+def test_a_gap_on_the_live_path_is_filled_from_history(broker, session_for):
+    session = session_for()
     session.open()
     broker.hub.remove(session.inbox)  # as if pub/sub lost the next two messages
     missed = publish(broker, 2)
@@ -88,8 +103,8 @@ def test_a_gap_on_the_live_path_is_filled_from_history(broker):
     assert ids(session.receive(1)) == missed + last
 
 
-def test_a_gap_history_no_longer_holds_gives_resync_then_the_event(broker):
-    session = session_for(broker)
+def test_a_gap_history_no_longer_holds_gives_resync_then_the_event(broker, session_for):
+    session = session_for()
     session.open()
     broker.hub.remove(session.inbox)
     publish(broker, 25)
@@ -100,43 +115,42 @@ def test_a_gap_history_no_longer_holds_gives_resync_then_the_event(broker):
     assert received[1].event_id == last[0]
 
 
-def test_a_checkpoint_ahead_of_the_session_fills_the_gap(broker):
-    session = session_for(broker)
+def test_a_checkpoint_ahead_of_the_session_fills_the_gap(broker, session_for):
+    session = session_for()
     session.open()
     broker.hub.remove(session.inbox)
     missed = publish(broker, 3)
     broker.hub.add(session.inbox)
-    broker.mark_checkpoint("feed:u1", broker.read("feed:u1").head)
+    broker.hub.checkpoint("feed:u1", broker.read("feed:u1").head)
     assert ids(session.receive(1)) == missed
 
 
-def test_a_checkpoint_of_a_lost_history_gives_resync(broker):
-    session = session_for(broker)
+def test_a_checkpoint_of_a_lost_history_gives_resync(broker, session_for):
+    session = session_for()
     session.open()
     publish(broker, 1)
     session.receive(1)
     del broker._channels["feed:u1"]  # the history is gone, as after a restart
     head = broker.read("feed:u1").head
-    broker.mark_checkpoint("feed:u1", head)
+    broker.hub.checkpoint("feed:u1", head)
     assert types(session.receive(1)) == ["resync_required"]
     assert session.position == head
     later = publish(broker, 1)
     assert ids(session.receive(1)) == later
 
 
-def test_the_per_user_limit_refuses_one_more_and_frees_on_close(broker):
-    sessions = [session_for(broker) for _ in range(3)]
+def test_the_per_user_limit_refuses_one_more_and_frees_on_close(broker, session_for):
+    sessions = [session_for() for _ in range(3)]
     for session in sessions:
         session.open()
     with pytest.raises(StreamRefused) as refused:
-        session_for(broker).open()
-    assert refused.value.status == 429
+        session_for().open()
     sessions[0].close()
-    session_for(broker).open()
+    session_for().open()
 
 
-def test_batches_start_with_connection_established_and_ping_when_idle(broker):
-    session = session_for(broker)
+def test_batches_start_with_connection_established_and_ping_when_idle(broker, session_for):
+    session = session_for()
     batches = session.batches(session.open())
     first = next(batches)
     assert types(first) == ["connection_established"]
@@ -146,27 +160,28 @@ def test_batches_start_with_connection_established_and_ping_when_idle(broker):
     assert time.monotonic() - started < 1
 
 
-def test_an_expired_token_ends_the_stream_with_token_expired(broker):
-    session = StreamSession(broker, "feed:u1", identity(expires_in=0.3), "sse", SETTINGS)
+def test_an_expired_token_ends_the_stream_with_token_expired(broker, session_for):
+    session = session_for(expires_in=0.3)
     batches = session.batches(session.open())
     seen = []
-    for batch in batches:
-        seen.extend(types(batch))
+    with pytest.raises(StreamEnded):
+        for batch in batches:
+            seen.extend(types(batch))
     assert seen[0] == "connection_established" and seen[-1] == "token_expired"
 
 
-def test_revocation_ends_the_stream_with_token_expired(broker):
-    session = session_for(broker, sid="gone")
+def test_signing_out_ends_the_stream_with_token_expired(broker, session_for, signouts):
+    session = session_for(sid="gone")
     batches = session.batches(session.open())
     next(batches)
-    broker.revoke("gone")
+    signouts.end("gone")
     assert types(next(batches)) == ["token_expired"]
     with pytest.raises(StreamEnded):
         next(batches)
 
 
-def test_shutdown_ends_the_stream_after_a_final_ping(broker):
-    session = session_for(broker)
+def test_shutdown_ends_the_stream_after_a_final_ping(broker, session_for):
+    session = session_for()
     batches = session.batches(session.open())
     next(batches)
     session.inbox.close(SHUTDOWN)

@@ -3,7 +3,7 @@ import struct
 
 from app.events.wire import Message
 from app.transports.sse import sse_frame
-from app.transports.websocket import text_frame
+from app.transports.ws_frames import text_frame
 
 
 def test_sse_frame_with_and_without_id():

@@ -1,0 +1,97 @@
+"""The app's one Redis client, shared by the broker, the stream quota and the auth stores.
+
+``app.extensions["redis"]`` is a ``redis.Redis`` (or ``RedisCluster``) when ``REDIS_URL`` is
+set, and None otherwise: in-process, each user of it keeps its state in memory or the database.
+"""
+import logging
+
+import redis
+from flask import current_app
+from redis.backoff import ExponentialBackoff
+from redis.cluster import RedisCluster
+from redis.retry import Retry
+
+log = logging.getLogger(__name__)
+
+ERRORS = (redis.RedisError, OSError)
+
+
+def is_cluster(url):
+    """Return whether *url* names a Redis Cluster node (False when it cannot be asked)."""
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.0)
+        with client:
+            return client.info("cluster").get("cluster_enabled") == 1
+    except ERRORS as exc:
+        log.warning("could not ask %s whether it is a cluster (%s); assuming it is not", url, exc)
+        return False
+
+
+def connect(url, cluster=None):
+    """Return a client of the Redis (or Redis Cluster, when *cluster*; None asks) at *url*."""
+    if cluster is None:
+        cluster = is_cluster(url)
+    # One quick retry after a dropped connection, none after a timeout (a script may have
+    # run: a retry would publish twice), then fail: a request must not hang on a Redis that
+    # is away, and redis-py's default retries take seconds.
+    options = {"socket_timeout": 2.0, "socket_connect_timeout": 1.0,
+               "retry": Retry(ExponentialBackoff(cap=0.05, base=0.01), 1,
+                              supported_errors=(redis.ConnectionError,))}
+    if cluster:
+        return RedisCluster.from_url(url, **options)
+    # A burst of stream opens on one worker must queue for a connection, not open hundreds
+    # of them at once (each connect then times out under the CPU load).
+    pool = redis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=5, **options)
+    return redis.Redis(connection_pool=pool)
+
+
+def clustered(client):
+    """Return whether *client* talks to a Redis Cluster."""
+    return isinstance(client, RedisCluster)
+
+
+class Scripts:
+    """Run Lua scripts by name: EVALSHA on one Redis, EVAL on a cluster.
+
+    A Redis Cluster pipeline refuses EVALSHA, and a replica promoted by a failover does not
+    have the scripts its primary had loaded; sending the source always works.
+
+    :param sources: script name -> Lua source.
+    """
+
+    def __init__(self, client, sources):
+        self.cluster = clustered(client)
+        self.sources = sources
+        self._loaded = {} if self.cluster else {name: client.register_script(source)
+                                                for name, source in sources.items()}
+
+    def run(self, client, name, keys, args):
+        """Run script *name* on *client* (a client or a pipeline)."""
+        if self.cluster:
+            # execute_command: a cluster pipeline's eval() does not take a script.
+            return client.execute_command("EVAL", self.sources[name], len(keys), *keys, *args)
+        return self._loaded[name](keys=keys, args=args, client=client)
+
+
+def init_app(app):
+    """Store the app's Redis client in ``app.extensions["redis"]`` (None without Redis).
+
+    Reads ``REDIS_URL`` and ``REDIS_CLUSTER`` (None: ask the server); sets ``REDIS_CLUSTER``
+    to the answer, and ``REDIS_PREFIX`` (default ``rt``), the namespace of every key.
+    """
+    if "redis" in app.extensions:
+        raise RuntimeError("A Redis client is already registered on this app; "
+                           "use app.extensions['redis'].")
+    app.config.setdefault("REDIS_PREFIX", "rt")
+    url = app.config.get("REDIS_URL")
+    client = None
+    if url:
+        cluster = app.config.get("REDIS_CLUSTER")
+        client = connect(url, is_cluster(url) if cluster is None else cluster)
+        app.config["REDIS_CLUSTER"] = clustered(client)
+    app.extensions["redis"] = client
+
+
+def current_redis():
+    """Return the current app's Redis client, or None when the app runs without Redis."""
+    return current_app.extensions["redis"]
