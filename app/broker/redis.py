@@ -6,13 +6,12 @@ import os
 import redis
 from redis.connection import parse_url
 
-from app import redis_client
+from app import metrics, redis_client
 from app.broker.base import Broker, BrokerUnavailable, Replay
 from app.broker.listener import Listener, PubSubConnection
 from app.broker.scripts import SOURCES
 from app.broker.shards import ShardedListener
 from app.events.wire import Position, new_epoch, unpack
-from app import metrics
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 """Publish an event once its change is committed; a broker outage never fails the write."""
 import logging
 
+from app import metrics
 from app.broker import BrokerUnavailable
 from app.broker.extension import current_broker
-from app import metrics
 
 log = logging.getLogger(__name__)
 

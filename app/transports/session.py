@@ -12,10 +12,10 @@ import sys
 import time
 import uuid
 
+from app import metrics
 from app.events import schema
 from app.events.channels import channel_kind
 from app.events.wire import Message, Position
-from app import metrics
 from app.transports.delivery import EXPIRED, REVOKED, SHUTDOWN, SLOW, Inbox
 
 log = logging.getLogger(__name__)
