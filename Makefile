@@ -27,9 +27,10 @@ run: $(VENV)/.runtime
 test: $(VENV)/.dev services
 	$(BIN)/pytest --require-services $(PYTEST_ARGS)
 
-## unit: the fast tests only (no services)
+## unit: the fast tests that need no service (tests/unit, and the in-process half of the
+## broker suite that Redis also passes)
 unit: $(VENV)/.dev
-	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+	$(BIN)/pytest tests/unit tests/integration/test_broker.py -m "not redis" $(PYTEST_ARGS)
 
 services:
 	scripts/ensure-services.sh redis postgres chromium nginx
@@ -37,7 +38,7 @@ services:
 clean:
 	rm -rf $(VENV) instance .pytest_cache
 
-# -- Benchmark (bench/, issue 6) ---------------------------------------------------------------
+# -- Benchmark (bench/) --------------------------------------------------------------------------
 .PHONY: bench bench-smoke
 
 $(VENV)/.bench: bench/requirements.txt $(VENV)/.runtime
@@ -55,7 +56,7 @@ bench-smoke: $(VENV)/.bench
 	scripts/ensure-services.sh redis
 	$(BIN)/python -m bench --smoke $(BENCH_ARGS)
 
-# -- Faults, fuzzing and security checks (tests/chaos, issue 7) ---------------------------------
+# -- Faults, fuzzing and security checks (tests/chaos) ------------------------------------------
 .PHONY: chaos
 
 ## chaos: the full tier of tests/chaos (make test runs it at a fifth of the clients and time);

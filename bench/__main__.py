@@ -1,4 +1,4 @@
-"""``python -m bench``: run issue 6's scenarios against this project and Flask-SSE, in one run.
+"""``python -m bench``: run the benchmark scenarios against this project and Flask-SSE, in one run.
 
 Prints the results table with our ratio to Flask-SSE and writes the raw JSON to
 ``bench/results/<date>.json``. ``--smoke`` runs every scenario small and short (CI).

@@ -44,7 +44,7 @@ def _get(results, scenario, target="ours"):
 
 
 def check_targets(results):
-    """Return each target of issue 6 with the measured figure and whether it is met."""
+    """Return each target of the benchmark with the measured figure and whether it is met."""
     checks = []
 
     def check(name, measured, ok, unit=""):
@@ -143,7 +143,7 @@ def render(document):
                                                         "idle_rss_per_stream"))]
              for c in document["comparison"]]))
     if document["targets"]:
-        parts += ["", "Targets of issue 6:", ""]
+        parts += ["", "Targets:", ""]
         parts.append(markdown(["target", "measured", "met"], [
             [t["target"], f"{_fmt(t['measured'], 2)} {t['unit']}",
              {True: "yes", False: "**no**", None: "—"}[t["met"]]] for t in document["targets"]]))

@@ -1,4 +1,4 @@
-"""The scenarios of issue 6, run against one target: open streams, publish, measure, analyse."""
+"""The benchmark scenarios, run against one target: open streams, publish, measure, analyse."""
 import asyncio
 import gc
 import resource

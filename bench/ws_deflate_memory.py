@@ -1,4 +1,4 @@
-"""Measure what permessage-deflate costs per WebSocket connection (issue 4).
+"""Measure what permessage-deflate costs per WebSocket connection.
 
     .venv/bin/python bench/ws_deflate_memory.py [--connections 500]
 

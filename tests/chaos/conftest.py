@@ -1,4 +1,4 @@
-"""Fixtures and hooks of the fault, fuzz and security suite (issue 7); see harness.py."""
+"""Fixtures and hooks of the fault, fuzz and security suite; see harness.py."""
 import datetime
 import os
 import shutil
@@ -13,10 +13,11 @@ from tests.support.redis_server import RedisServer
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory, request):
-    """A :class:`Deployment` whose servers live for the module."""
+    """A :class:`Deployment` whose servers live for the module; their logs must hold no secret."""
     deployment = Deployment(tmp_path_factory.mktemp("chaos"), request)
     yield deployment
-    deployment.stop()
+    leaks = deployment.stop()["leaks"]
+    assert not leaks, f"tokens or tickets in the server logs of this module: {leaks[:10]}"
 
 
 @pytest.fixture(scope="module")

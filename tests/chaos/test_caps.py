@@ -1,4 +1,4 @@
-"""Item 16: caps. The per-user stream limit across workers and servers (counted in Redis), the
+"""Caps. The per-user stream limit across workers and servers (counted in Redis), the
 per-address limit on opening streams, and slowloris and silent connections beside a real client.
 """
 import random
@@ -13,7 +13,8 @@ import requests
 from tests.chaos.harness import record, remember, scaled
 from tests.support.clients import RestUser
 from tests.support.load import CLIENTS, SSEClient, WSClient
-from tests.support.procs import clients_by_worker, wait_until
+from tests.support.procs import clients_by_worker
+from tests.support.waits import wait_until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e, pytest.mark.redis]
 
@@ -91,7 +92,7 @@ def test_the_stream_limit_holds_across_workers_and_servers(servers, redis_url):
                is not None}
     ok = (set(refused.values()) == {429} and counted == LIMIT and len(where) >= 3
           and retry_after and figures["a slot freed is usable"])
-    record(16, "test_the_stream_limit_holds_across_workers_and_servers",
+    record("caps", "test_the_stream_limit_holds_across_workers_and_servers",
            f"{LIMIT} streams of one user over 2 servers × 2 workers, then one more on each "
            "server and transport", figures, "the 7th is 429 everywhere; the count lives in Redis",
            ok)
@@ -144,7 +145,7 @@ def test_opening_streams_is_rate_limited_per_address(deployment, redis_url):
                "long-polls refused": polls.count(429), "default": default}
     ok = (limited > 0 and opened <= allowed and other_ok and 429 not in polls
           and not figures["other statuses"])
-    record(16, "test_opening_streams_is_rate_limited_per_address",
+    record("caps", "test_opening_streams_is_rate_limited_per_address",
            "40 SSE/WebSocket opens from one address with RATELIMIT_STREAM_OPENS=10/second, "
            "2 workers sharing the count in Redis", figures,
            "429 (with Retry-After, before any upgrade) over the limit; other addresses unaffected",
@@ -201,7 +202,7 @@ def test_slowloris_and_silent_sockets_do_not_stop_a_real_client(servers):
                "first message s (max of 15)": round(max(firsts), 3),
                "new post delivered s (max of 15)": round(max(events), 3)}
     ok = max(firsts) <= 1 and max(events) <= 1
-    record(16, "test_slowloris_and_silent_sockets_do_not_stop_a_real_client",
+    record("caps", "test_slowloris_and_silent_sockets_do_not_stop_a_real_client",
            "500 slowloris sockets dripping header lines and 200 silent TCP connections; a real "
            "client on SSE, WebSocket and long-poll, 5 times each", figures,
            "its first event ≤ 1 s", ok)

@@ -1,4 +1,4 @@
-"""Item 14: fuzzing the API (schemathesis), WebSocket frames, Last-Event-ID and cursors, and
+"""Fuzzing the API (schemathesis), WebSocket frames, Last-Event-ID and cursors, and
 deeply nested JSON, against one two-worker server. Whatever arrives: no answer ≥ 500, no
 traceback in the server's log, no worker restarted.
 """
@@ -37,7 +37,7 @@ def server(deployment, redis_url):
     server.initial_pids = sorted(server.worker_pids())
     yield server
     log = server.log()
-    record(14, "test_fuzz (module)", "after every fuzzer of this module",
+    record("fuzzing", "test_fuzz (module)", "after every fuzzer of this module",
            {"tracebacks in the server log": log.count("Traceback"),
             "unhandled exceptions logged": log.count("unhandled exception"),
             "workers booted": log.count("Booting worker"),
@@ -140,7 +140,7 @@ def test_schemathesis_finds_no_server_error_on_any_route(server, fuzzer):
                "requests (access log)": sum(statuses.values()), "answers ≥ 500": errors,
                "fewest cases on a write route with inputs": f"{writes[least]} ({least})",
                "statuses": dict(sorted(statuses.items()))}
-    record(14, "test_schemathesis_finds_no_server_error_on_any_route",
+    record("fuzzing", "test_schemathesis_finds_no_server_error_on_any_route",
            f"schemathesis {_version()} against /api/openapi.json: examples, coverage, "
            f"fuzzing (-n {API_CASES}) and stateful phases, every operation", figures,
            "0 answers ≥ 500 (≥ 1,000 cases per write route in the full tier)",
@@ -225,7 +225,7 @@ def test_websocket_messages_never_break_the_socket_or_the_server(server, fuzzer)
 
     case()
     FIGURES["ws messages"] = dict(codes)
-    record(14, "test_websocket_messages_never_break_the_socket_or_the_server",
+    record("fuzzing", "test_websocket_messages_never_break_the_socket_or_the_server",
            "Hypothesis WebSocket text messages (JSON of any shape, typing/ping with odd fields, "
            "non-JSON), then a ping", {"cases": CASES, "outcomes": dict(codes)},
            "the socket answers pong (or closes 1007/1008/1009); no 1011", True)
@@ -276,7 +276,7 @@ def test_malformed_websocket_frames_are_refused_without_a_traceback(server, fuzz
     # Still serving, on the same workers.
     ws_open(server, "feed", fuzzer.token).close()
     FIGURES["raw frames"] = dict(closes)
-    record(14, "test_malformed_websocket_frames_are_refused_without_a_traceback",
+    record("fuzzing", "test_malformed_websocket_frames_are_refused_without_a_traceback",
            "Hypothesis raw frames: any opcode, RSV bits, unmasked, lengths up to 2^63",
            {"cases": CASES, "server closes": {str(k): v for k, v in closes.items()}},
            "closed or ignored; no traceback; no restart", True)
@@ -356,7 +356,7 @@ def test_any_last_event_id_or_cursor_is_answered_below_500(server, fuzzer):
 
     case()
     FIGURES["ids"] = dict(statuses)
-    record(14, "test_any_last_event_id_or_cursor_is_answered_below_500",
+    record("fuzzing", "test_any_last_event_id_or_cursor_is_answered_below_500",
            "Hypothesis Last-Event-ID headers, ?last_event_id= on SSE and WebSocket, ?cursor= and "
            "?timeout= on long-poll", {"cases": CASES, "statuses": dict(statuses)},
            "0 answers ≥ 500", all(s < 500 for s in statuses))
@@ -402,7 +402,7 @@ def test_deeply_nested_json_is_refused_with_400_or_422(server, fuzzer):
                     answers[response.status_code] += 1
                     if response.status_code not in (400, 413, 422):
                         bad.append((method, path, depth, kind, response.status_code))
-    record(14, "test_deeply_nested_json_is_refused_with_400_or_422",
+    record("fuzzing", "test_deeply_nested_json_is_refused_with_400_or_422",
            "JSON nested 500 to 100,000 deep (arrays, objects, a nested field) on every route "
            "with a body", {"requests": sum(answers.values()), "statuses": dict(answers),
                            "routes off in this deployment (404)": off},

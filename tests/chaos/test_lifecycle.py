@@ -1,4 +1,4 @@
-"""Item 17: a stream gives back what it took on every path, at once.
+"""A stream gives back what it took on every path, at once.
 
 People click through pages: each page opens a stream and the next page closes it. Probes do
 odd things: ``curl -I`` a stream, GET a WebSocket route without upgrading, vanish between the
@@ -15,7 +15,7 @@ import pytest
 from tests.chaos.harness import record, remember, scaled
 from tests.support.clients import RestUser
 from tests.support.load import CLIENTS, Conn, percentile, request_bytes
-from tests.support.procs import wait_until
+from tests.support.waits import wait_until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e, pytest.mark.redis]
 
@@ -112,7 +112,7 @@ def test_every_path_gives_back_its_stream_at_once(servers, redis_client):
                timeout=5, interval=0.1, message="streams left counted after the last page")
     p99, worst = percentile(freed, 0.99), max(freed)
     met = not refused and p99 <= 1.0
-    record(17, "test_every_path_gives_back_its_stream_at_once",
+    record("stream release", "test_every_path_gives_back_its_stream_at_once",
            f"per-user limit {LIMIT}, ping {PING} s, 2 servers × 2 workers: HEAD on a stream, a "
            "WebSocket route without the upgrade, a client gone before the first byte; then "
            f"people clicking through pages every {CLICK_SECONDS} s, alternating SSE and "

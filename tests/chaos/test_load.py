@@ -1,4 +1,4 @@
-"""Items 1 and 2: steady mixed load, then churn with resume, through both workers of one server.
+"""Steady mixed load, then churn with resume, through both workers of one server.
 
 The server runs on PostgreSQL reached through a counting TCP proxy, so the churn test can show
 that resuming a stream sends no query at all: the proxy parses the PostgreSQL frontend protocol
@@ -75,7 +75,7 @@ def test_steady_mixed_load_has_no_gap_reorder_or_duplicate(server, world):
     ok = (not missing and summary["all"]["gaps"] == 0 and summary["all"]["reorders"] == 0
           and summary["all"]["duplicates"] == 0 and summary["all"]["p99_ms"] <= 500
           and publisher.statuses == {201: len(publisher.results)})
-    record(1, "test_steady_mixed_load_has_no_gap_reorder_or_duplicate",
+    record("steady load", "test_steady_mixed_load_has_no_gap_reorder_or_duplicate",
            "steady mixed load: 60% SSE, 30% WS, 10% long-poll over 50 feeds, 2 workers",
            figures, "0 gaps, 0 reorders, 0 duplicates, p99 ≤ 500 ms", ok)
     assert publisher.statuses == {201: len(publisher.results)}, publisher.statuses
@@ -212,7 +212,7 @@ def test_churn_resumes_exactly_inside_the_window_and_resyncs_outside(server, wor
                "PostgreSQL messages": messages}
     ok = (not missing and not wrong and summary["gaps"] == 0 and summary["reorders"] == 0
           and queries == 0 and messages == 0 and not missing_after and outside > 0)
-    record(2, "test_churn_resumes_exactly_inside_the_window_and_resyncs_outside",
+    record("churn and resume", "test_churn_resumes_exactly_inside_the_window_and_resyncs_outside",
            "churn: every client dropped every 5-15 s and resumed (10% after outliving a "
            f"{HISTORY}-event history); then all resume at once, SQL counted by a PostgreSQL "
            "protocol proxy", figures,

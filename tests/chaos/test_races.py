@@ -1,4 +1,4 @@
-"""Item 18: one user's concurrent writes of the same thing end in one row and no error.
+"""One user's concurrent writes of the same thing end in one row and no error.
 
 A double click, two tabs, a client retrying: the same person's first reaction to a post (or
 like of a comment, or follow) arrives several times at the same instant on different workers
@@ -70,7 +70,7 @@ def test_concurrent_first_writes_of_one_user_end_in_one_row(servers):
         if got != (len(people),) * 3:
             wrong.append({"round": round_, "reactions, likes, followers": got})
     errors = sum(n for status, n in statuses.items() if status != 200)
-    record(18, "test_concurrent_first_writes_of_one_user_end_in_one_row",
+    record("write races", "test_concurrent_first_writes_of_one_user_end_in_one_row",
            f"each of many users sends the same first reaction, comment like and follow {COPIES} "
            "times at once, over 2 servers × 2 workers on one PostgreSQL",
            {"users": len(people), "rounds": rounds, "requests": sum(statuses.values()),

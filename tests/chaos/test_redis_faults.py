@@ -1,4 +1,4 @@
-"""Items 4 and 5: Redis killed, its pub/sub links cut, paused, hung and black-holed mid-stream.
+"""Redis killed, its pub/sub links cut, paused, hung and black-holed mid-stream.
 
 One private redis-server (tests stop and pause it) behind a two-worker server, with stream
 clients that reconnect like EventSource (resuming from the last id) and a writer that keeps
@@ -19,7 +19,8 @@ from tests.chaos.harness import record, remember, scaled, seconds
 from tests.chaos.world import FeedWorld
 from tests.support.clients import RestUser
 from tests.support.load import SSEClient, start_all, stop_all, summarize, wait_established
-from tests.support.procs import clients_by_worker, wait_until
+from tests.support.procs import clients_by_worker
+from tests.support.waits import wait_until
 from tests.support.tcpproxy import TCPProxy
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e, pytest.mark.redis]
@@ -92,7 +93,7 @@ def resynced_since(client, since):
     return min(times) if times else None
 
 
-# -- item 4 -----------------------------------------------------------------------------------
+# -- Redis outages -----------------------------------------------------------------------------------
 
 
 @pytest.mark.timeout(300)
@@ -134,7 +135,7 @@ def test_redis_shutdown_mid_stream_gives_resync_within_10_s_and_no_500(server, w
     ok = (len(recovered) == len(clients) and worst <= 10 and set(publisher.statuses) <= {201, 503}
           and degraded and all(s[2] == 503 and s[3]["status"] == "degraded" for s in degraded)
           and summary["gaps"] == 0 and not missing)
-    record(4, "test_redis_shutdown_mid_stream_gives_resync_within_10_s_and_no_500",
+    record("Redis outages", "test_redis_shutdown_mid_stream_gives_resync_within_10_s_and_no_500",
            "Redis SHUTDOWN NOSAVE mid-stream, back after 2 s, writer posting 10/s", figures,
            "resync or exact replay ≤ 10 s; writes 201/503, never 500; /healthz degraded", ok)
     assert set(publisher.statuses) <= {201, 503}, publisher.statuses
@@ -176,7 +177,7 @@ def test_pubsub_links_killed_ten_times_lose_nothing(server, world, private_redis
                "duplicates": summary["duplicates"], "write statuses": publisher.statuses}
     ok = (max(recoveries) <= 10 and summary["gaps"] == 0 and summary["duplicates"] == 0
           and not missing and killed >= 10)
-    record(4, "test_pubsub_links_killed_ten_times_lose_nothing",
+    record("Redis outages", "test_pubsub_links_killed_ten_times_lose_nothing",
            "CLIENT KILL TYPE pubsub 10 times under a writer posting 10/s", figures,
            "exact replay or resync ≤ 10 s after each kill; 0 silent gaps", ok)
     assert killed >= 10
@@ -249,7 +250,7 @@ def test_redis_cutting_a_slow_worker_subscriber_loses_nothing(server, world, pri
                "gaps": summary["gaps"], "duplicates": summary["duplicates"],
                "resyncs": summary["resyncs"]}
     ok = after.get(name) != before[name] and summary["gaps"] == 0 and summary["duplicates"] == 0
-    record(4, "test_redis_cutting_a_slow_worker_subscriber_loses_nothing",
+    record("Redis outages", "test_redis_cutting_a_slow_worker_subscriber_loses_nothing",
            "worker kill -STOP under an 80-post burst of 5 KiB events to 41 feeds, with CONFIG SET "
            "client-output-buffer-limit pubsub 256kb: Redis drops its pub/sub link", figures,
            "every stream complete, 0 gaps, 0 duplicates", ok)
@@ -278,7 +279,7 @@ def test_a_client_pause_during_writes_ends_in_resync_not_silence(server, world, 
                "writes answered during the pause": len(lost), "resyncs": summary["resyncs"],
                "silent gaps": summary["gaps"], "missing after refetch": len(missing)}
     ok = set(publisher.statuses) <= {201, 503} and summary["gaps"] == 0 and not missing
-    record(4, "test_a_client_pause_during_writes_ends_in_resync_not_silence",
+    record("Redis outages", "test_a_client_pause_during_writes_ends_in_resync_not_silence",
            "CLIENT PAUSE 3000 under a writer posting 10/s", figures,
            "writes 201/503; a lost publish becomes resync_required, never a silent gap", ok)
     assert set(publisher.statuses) <= {201, 503}, publisher.statuses
@@ -286,7 +287,7 @@ def test_a_client_pause_during_writes_ends_in_resync_not_silence(server, world, 
     assert not missing, missing
 
 
-# -- item 5 -----------------------------------------------------------------------------------
+# -- hung Redis -----------------------------------------------------------------------------------
 
 
 def hang_and_recover(server, world, freeze, thaw, hang_seconds, label):
@@ -353,7 +354,7 @@ def test_hung_redis_is_detected_and_nothing_hangs(server, world, private_redis):
     figures, checks = hang_and_recover(server, world, lambda: os.kill(pid, signal.SIGSTOP),
                                        lambda: os.kill(pid, signal.SIGCONT), hang,
                                        "redis-server kill -STOP")
-    record(5, "test_hung_redis_is_detected_and_nothing_hangs",
+    record("hung Redis", "test_hung_redis_is_detected_and_nothing_hangs",
            f"redis-server kill -STOP for {hang:g} s under streams and writes", figures,
            "degraded ≤ 15 s; no worker hangs or restarts; a new client connects ≤ 1 s after CONT",
            all(checks.values()))
@@ -372,7 +373,7 @@ def test_a_blackholed_redis_path_is_detected_and_nothing_hangs(deployment, priva
                                            "TCP proxy stalls the path to Redis")
     finally:
         proxy.stop()
-    record(5, "test_a_blackholed_redis_path_is_detected_and_nothing_hangs",
+    record("hung Redis", "test_a_blackholed_redis_path_is_detected_and_nothing_hangs",
            f"the network path to Redis black-holed for {hang:g} s (user-space proxy stall)",
            figures,
            "degraded ≤ 15 s; no worker hangs or restarts; a new client connects ≤ 1 s after",

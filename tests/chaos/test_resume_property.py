@@ -1,4 +1,4 @@
-"""Item 3: resume as a property, against the real brokers (in-process and Redis), side by side.
+"""Resume as a property, against the real brokers (in-process and Redis), side by side.
 
 Hypothesis draws how many events a client saw, how many it missed while away, how long it was
 away (inside or past the history's time window), the history's size, how history was lost
@@ -141,7 +141,7 @@ class Side:
 @pytest.fixture(scope="module")
 def summary():
     yield OUTCOMES
-    record(3, "test_resume_is_exact_or_resync_never_partial",
+    record("resume property", "test_resume_is_exact_or_resync_never_partial",
            "Hypothesis: events seen × missed × time away × history size × history lost × "
            "events published during the resume, on the in-process and the Redis broker",
            {"cases": OUTCOMES["cases"], "exact replays": OUTCOMES["replayed"],

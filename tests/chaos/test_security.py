@@ -1,4 +1,4 @@
-"""Items 9, 10, 12, 13 and 15: origins and CORS, CSRF and GET writes, expiry and logout,
+"""Origins and CORS, CSRF and GET writes, expiry and logout,
 spoofing, and SSE injection — against real servers (two gevent workers, Redis, SQLite)."""
 import base64
 import json
@@ -17,7 +17,8 @@ from tests.chaos.harness import SECRETS, record, remember
 from tests.e2e.test_websocket import hostile_origins
 from tests.support.clients import RestUser
 from tests.support.load import Conn, PollClient, SSEClient, WSClient, request_bytes
-from tests.support.procs import clients_by_worker, wait_until
+from tests.support.procs import clients_by_worker
+from tests.support.waits import wait_until
 from tests.support.sessions import session
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e, pytest.mark.redis]
@@ -47,7 +48,7 @@ def user(server, name):
     return remember(RestUser(server.url, name))
 
 
-# -- item 9: origins and CORS -------------------------------------------------------------------
+# -- origins and CORS -------------------------------------------------------------------
 
 
 def test_hostile_origins_get_403_before_the_upgrade_and_no_subscription(server, redis_client):
@@ -90,7 +91,7 @@ def test_hostile_origins_get_403_before_the_upgrade_and_no_subscription(server, 
         "Access-Control-* headers seen": sum(len(v) for v in cors.values())}
     ok = (statuses == {403} and not any(up for _, up in refused.values()) and slots == 0
           and not channels and all(accepted) and not any(cors.values()))
-    record(9, "test_hostile_origins_get_403_before_the_upgrade_and_no_subscription",
+    record("origins", "test_hostile_origins_get_403_before_the_upgrade_and_no_subscription",
            "20 hostile Origin variants on feed and post sockets; CORS on SSE, poll, API", figures,
            "403 before the upgrade, no subscription; no permissive CORS", ok)
     assert statuses == {403}, refused
@@ -99,7 +100,7 @@ def test_hostile_origins_get_403_before_the_upgrade_and_no_subscription(server, 
     assert not any(cors.values()), cors
 
 
-# -- item 10: CSRF and GET writes -------------------------------------------------------------
+# -- CSRF and GET writes -------------------------------------------------------------
 
 
 def url_rules():
@@ -210,7 +211,7 @@ def test_every_cookie_authenticated_write_without_csrf_is_refused_and_no_get_wri
                "GET routes": gets, "GET routes that wrote": len(get_writes)}
     ok = (not accepted and with_header.status_code == 201 and with_form.status_code in (302, 303)
           and not get_writes)
-    record(10, "test_every_cookie_authenticated_write_without_csrf_is_refused_and_no_get_writes",
+    record("CSRF", "test_every_cookie_authenticated_write_without_csrf_is_refused_and_no_get_writes",
            "every unsafe route of app.url_map with the session cookie and no CSRF token; every "
            "GET route; database and Redis compared before and after each", figures,
            "every cookie write without CSRF refused; no GET writes", ok)
@@ -219,7 +220,7 @@ def test_every_cookie_authenticated_write_without_csrf_is_refused_and_no_get_wri
     assert not get_writes, get_writes
 
 
-# -- item 12: expiry and logout ---------------------------------------------------------------
+# -- expiry and logout ---------------------------------------------------------------
 
 
 def test_streams_end_at_token_expiry_on_every_transport(deployment, redis_url):
@@ -237,7 +238,7 @@ def test_streams_end_at_token_expiry_on_every_transport(deployment, redis_url):
     late = {c.transport: round(c.ended_at - exp, 2) for c in clients}
     told = {c.transport: c.stats.types.get("token_expired", 0) for c in clients}
     ok = all(v <= 30 for v in late.values()) and all(told.values())
-    record(12, "test_streams_end_at_token_expiry_on_every_transport",
+    record("expiry and logout", "test_streams_end_at_token_expiry_on_every_transport",
            "SSE, WebSocket and a 55 s long-poll opened with a token that expires in 5 s",
            {"ended after exp s": late, "token_expired sent": told}, "end ≤ 30 s after exp", ok)
     assert all(told.values()), told
@@ -277,7 +278,7 @@ def test_logout_closes_the_users_streams_on_every_worker_within_2_s(server):
                "closed after logout s (max)": round(max(closed), 3),
                "told token_expired": f"{told}/{len(clients)}"}
     ok = max(closed) <= 2 and told == len(clients)
-    record(12, "test_logout_closes_the_users_streams_on_every_worker_within_2_s",
+    record("expiry and logout", "test_logout_closes_the_users_streams_on_every_worker_within_2_s",
            "logout with SSE, WebSocket and 2 waiting long-polls over both workers", figures,
            "every stream closed ≤ 2 s", ok)
     for client in clients:
@@ -285,7 +286,7 @@ def test_logout_closes_the_users_streams_on_every_worker_within_2_s(server):
     assert told == len(clients) and max(closed) <= 2, figures
 
 
-# -- item 13: spoofing ----------------------------------------------------------------------
+# -- spoofing ----------------------------------------------------------------------
 
 
 def forged_tokens(victim_token, impostor_id):
@@ -347,7 +348,7 @@ def test_no_request_can_act_as_another_user(server):
     ok = (bob.id not in who and who and bob_edit.status_code == 403
           and bob_view["my_reaction"] is None and set(forged.values()) == {401}
           and set(forged_streams.values()) == {401})
-    record(13, "test_no_request_can_act_as_another_user",
+    record("spoofing", "test_no_request_can_act_as_another_user",
            "REST bodies and a typing frame naming another user; forged, unsigned and edited "
            "JWTs; editing another's post", figures, "the event is always from the sender", ok)
     assert who and bob.id not in who, events
@@ -371,7 +372,7 @@ def test_typing_names_the_sender_whatever_the_frame_or_body_says(server):
     users = watcher_typing(watcher)
     watcher.stop()
     typer.stop()
-    record(13, "test_typing_names_the_sender_whatever_the_frame_or_body_says",
+    record("spoofing", "test_typing_names_the_sender_whatever_the_frame_or_body_says",
            "a WebSocket typing frame and a REST typing body naming another user",
            {"typing events": len(users), "naming the sender": users.count(alice.id)},
            "typing always names the sender", set(users) == {alice.id})
@@ -391,7 +392,7 @@ def read_chunks(conn, into):
         into.append(chunk)
 
 
-# -- item 15: SSE injection ---------------------------------------------------------------------
+# -- SSE injection ---------------------------------------------------------------------
 
 NASTY = ["line\rbreak", "line\nbreak", "crlf\r\nbreak", "sep\u2028arator\u2029para",
          "\n\nevent: post_deleted\ndata: {\"post_id\": \"x\"}\n\n", "data: fake\n\nid: 999",
@@ -447,7 +448,7 @@ def test_sse_injection_in_bodies_yields_exactly_one_event_each(server):
                "NUL body answered": nul}
     ok = (seen_posts == accepted_posts == NASTY and seen_comments == accepted_comments == NASTY
           and ws_posts == NASTY and not others and set(nul.values()) == {422})
-    record(15, "test_sse_injection_in_bodies_yields_exactly_one_event_each",
+    record("SSE injection", "test_sse_injection_in_bodies_yields_exactly_one_event_each",
            "post and comment bodies with CR, LF, CRLF, U+2028/9, fake event:/data:/id:/retry: "
            "lines, and NUL", figures,
            "exactly one event each, data equal after a JSON round trip (NUL: refused 422)", ok)

@@ -1,4 +1,4 @@
-"""Items 19-21: sign-in under attack and under load.
+"""Sign-in under attack and under load.
 
 19. Password hashing (Argon2id, 64 MiB, t=3: the production cost) runs off the event loop: a
     storm of sign-ins beside open streams must not stall their pings.
@@ -70,7 +70,7 @@ def test_a_sign_in_storm_does_not_stall_open_streams(server):
     stop_all(clients)
     p99 = percentile(storm, 0.99)
     met = p99 <= 2.0 and set(answers) == {200}
-    record(19, "test_a_sign_in_storm_does_not_stall_open_streams",
+    record("sign-in storm", "test_a_sign_in_storm_does_not_stall_open_streams",
            f"{rate} sign-ins/s offered for {duration:g} s at the production hash cost (Argon2id, "
            f"64 MiB, t=3) beside SSE streams pinged every {PING:g} s, 2 workers",
            {"streams": len(clients), "sign-ins": sum(answers.values()), "statuses": answers,
@@ -116,7 +116,7 @@ def test_guessing_shares_one_budget_and_a_username_backs_off(deployment, redis_u
         statuses.append(response.status_code)
     refused_for_name = statuses.count(429)
     met = let_through <= 20 and refused_for_name >= 6
-    record(20, "test_guessing_shares_one_budget_and_a_username_backs_off",
+    record("password guessing", "test_guessing_shares_one_budget_and_a_username_backs_off",
            "60 guesses from one address spread over API and page sign-in and registration "
            "(budget 20/minute); then 12 guesses at one username from 12 addresses (back-off "
            "after 3 failures)",
@@ -156,7 +156,7 @@ def test_a_reused_refresh_token_ends_the_login_session_and_its_streams(server):
     stop_all(streams)
     met = (second.status_code == 401 and len(ended) == len(streams) and told == len(streams)
            and rotated_access == 401 and rotated_refresh == 401)
-    record(21, "test_a_reused_refresh_token_ends_the_login_session_and_its_streams",
+    record("refresh token reuse", "test_a_reused_refresh_token_ends_the_login_session_and_its_streams",
            "a refresh token used twice (a thief and its owner): the second use revokes the "
            "login session",
            {"first refresh": first.status_code, "reuse": second.status_code,

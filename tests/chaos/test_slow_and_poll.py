@@ -1,7 +1,8 @@
-"""Items 6 and 8: a client that never reads beside healthy ones, and long-poll chains.
+"""A client that never reads beside healthy ones, and long-poll chains.
 
 Both run on one post channel of a two-worker server: a writer comments on the post (2 KiB at
-50/s for item 6, 20/s for item 8) and every comment is an event on the post's channel.
+50/s for the slow consumer, 20/s for the long-poll chains) and every comment is an event on
+the post's channel.
 """
 import base64
 import os
@@ -198,7 +199,7 @@ def test_a_client_that_never_reads_is_cut_and_the_others_keep_up(server, author,
     all_cut = None not in cut_after and max(cut_after) <= 15
     ok = (all_cut and not healthy_cut and p99_slow - p99_calm <= 50 and growth <= 20 * 1024
           and not short and summary["gaps"] == 0 and set(publisher.statuses) == {201})
-    record(6, "test_a_client_that_never_reads_is_cut_and_the_others_keep_up",
+    record("slow consumers", "test_a_client_that_never_reads_is_cut_and_the_others_keep_up",
            f"{cycles} times, an SSE and a WebSocket client that never read, beside healthy "
            "ones, 50 events/s of 2 KiB on one post; calm windows between them",
            figures, "cut ≤ 15 s; healthy p99 +≤ 50 ms; worker RSS +≤ 20 MiB; nothing lost", ok)
@@ -255,7 +256,7 @@ def test_long_poll_chains_have_no_gap_across_requests(server, author, readers):
                "duplicates": summary["duplicates"], "resyncs": summary["resyncs"]}
     ok = (exact == total and summary["gaps"] == 0 and summary["duplicates"] == 0
           and summary["reorders"] == 0 and summary["resyncs"] == 0)
-    record(8, "test_long_poll_chains_have_no_gap_across_requests",
+    record("long-poll chains", "test_long_poll_chains_have_no_gap_across_requests",
            "long-poll chains (eager, pausing, and sleeping past 100 events) at 20 events/s",
            figures, "0 gaps across response→request boundaries", ok)
     assert set(publisher.statuses) == {201}, publisher.statuses

@@ -1,4 +1,4 @@
-"""Item 7: a worker killed with -9, the master reloaded (-HUP) and stopped (-TERM), under clients.
+"""A worker killed with -9, the master reloaded (-HUP) and stopped (-TERM), under clients.
 
 Clients reconnect the way EventSource does (after a retry delay, resuming from the last id
 they saw). Which worker serves each connection is read from the kernel (``ss``), so the test
@@ -14,7 +14,8 @@ import pytest
 from tests.chaos.harness import FULL, record, scaled
 from tests.chaos.world import FeedWorld
 from tests.support.load import start_all, stop_all, summarize, wait_established
-from tests.support.procs import wait_until, worker_of_peers
+from tests.support.procs import worker_of_peers
+from tests.support.waits import wait_until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e, pytest.mark.redis]
 
@@ -159,7 +160,7 @@ def test_kill_9_a_worker_drops_only_its_clients_and_they_resume(server, world):
 
     figures, checks = run_phase(server, world, kill, "kill -9 one worker")
     wait_until(lambda: len(server.worker_pids()) == 2, timeout=30)
-    record(7, "test_kill_9_a_worker_drops_only_its_clients_and_they_resume",
+    record("worker signals", "test_kill_9_a_worker_drops_only_its_clients_and_they_resume",
            "kill -9 of one of two workers under clients and a writer at 20 posts/s", figures,
            "only its clients drop; ≥ 99% back ≤ 15 s; 0 loss; counters recover",
            all(checks.values()))
@@ -173,7 +174,7 @@ def test_master_hup_reloads_workers_and_clients_resume(server, world):
         return None
 
     figures, checks = run_phase(server, world, hup, "kill -HUP the master (graceful reload)")
-    record(7, "test_master_hup_reloads_workers_and_clients_resume",
+    record("worker signals", "test_master_hup_reloads_workers_and_clients_resume",
            "gunicorn master SIGHUP: new workers, old ones end their streams", figures,
            "≥ 99% back ≤ 15 s; 0 loss; counters recover", all(checks.values()))
     assert all(checks.values()), (checks, figures)
@@ -191,7 +192,7 @@ def test_master_term_then_restart_and_clients_resume(server, world):
 
     figures, checks = run_phase(server, world, term, "kill -TERM the master, then start it again",
                                 restart=restart)
-    record(7, "test_master_term_then_restart_and_clients_resume",
+    record("worker signals", "test_master_term_then_restart_and_clients_resume",
            "gunicorn master SIGTERM (streams end, server exits) and a restart on the same port",
            figures, "≥ 99% back ≤ 15 s of the TERM; 0 loss; counters recover",
            all(checks.values()))

@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from tests.support.clients import SUBSCRIBERS, RestUser, parse_sse
+from tests.support.waits import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
@@ -65,28 +66,22 @@ def test_a_reload_storm_resumes_every_client_without_loss_or_database_reads(depl
     [server] = deploy(workers=2, database="postgres", STREAMS_PER_USER=500)
     author = RestUser(server.url, "author")
     clients = [ResumingClient(f"{server.url}/stream/feed", author.token) for _ in range(200)]
-    _wait_until(lambda: min(c.connects for c in clients) >= 1)
+    wait_until(lambda: min(c.connects for c in clients) >= 1, timeout=20)
     posted = [author.post(f"before {i}")["id"] for i in range(3)]
     # The resume path must not touch the database: take the database away while 200 clients
     # reconnect and resume. Any query on that path would fail their reconnects.
     _allow_connections(fresh_postgres_url, False)
     try:
         server.signal(signal.SIGHUP)  # new workers; old ones end their streams
-        _wait_until(lambda: min(c.connects for c in clients) >= 2)
+        wait_until(lambda: min(c.connects for c in clients) >= 2, timeout=20)
     finally:
         _allow_connections(fresh_postgres_url, True)
     assert all(c.connects >= 2 for c in clients)
     posted += [author.post(f"after {i}")["id"] for i in range(3)]
-    _wait_until(lambda: all(len(c.post_ids) >= len(posted) for c in clients))
+    wait_until(lambda: all(len(c.post_ids) >= len(posted) for c in clients), timeout=20)
     for client in clients:
         client.greenlet.kill()
     assert all(c.post_ids == posted for c in clients), "every client, every post, in order, once"
-
-
-def _wait_until(predicate, timeout=20):
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        gevent.sleep(0.1)
 
 
 def _allow_connections(url, allowed):

@@ -10,7 +10,7 @@ import requests
 import websocket
 
 from tests.support.clients import RestUser
-from tests.support.procs import wait_until
+from tests.support.waits import wait_until
 
 pytestmark = [pytest.mark.e2e]
 

@@ -2,15 +2,10 @@
 import re
 import uuid
 
+from tests.support.envelope import error_of
+
 ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 COMMENT_KEYS = {"id", "post_id", "author", "content", "created_at", "like_count"}
-
-
-def error_of(response, status, code):
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert set(body) == {"error"} and body["error"]["code"] == code
-    return body["error"]
 
 
 def comment(user, post_id, content="nice"):

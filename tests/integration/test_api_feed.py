@@ -1,12 +1,7 @@
 """``GET /api/feed``: own and followed users' posts, newest first, cursor paging."""
 from datetime import datetime, timezone
 
-
-def error_of(response, status, code):
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert set(body) == {"error"} and body["error"]["code"] == code
-    return body["error"]
+from tests.support.envelope import error_of
 
 
 def feed(user, query=""):

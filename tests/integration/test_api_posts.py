@@ -3,19 +3,13 @@ import re
 import time
 import uuid
 
+from tests.support.envelope import error_of
+
 REACTIONS = ("like", "love", "haha", "wow", "sad", "angry")
 ZERO = dict.fromkeys(REACTIONS, 0)
 ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 POST_KEYS = {"id", "author", "content", "created_at", "updated_at", "reaction_counts",
              "comment_count", "my_reaction"}
-
-
-def error_of(response, status, code):
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert set(body) == {"error"}
-    assert body["error"]["code"] == code and isinstance(body["error"]["message"], str)
-    return body["error"]
 
 
 def get_post(user, post_id):

@@ -1,17 +1,10 @@
 """Users and follows: ``/api/me``, ``/api/users/<name>``, follow and unfollow, a user's posts."""
 import re
 
+from tests.support.envelope import error_of
+
 ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 USER_KEYS = {"id", "username", "display_name", "created_at", "followers_count", "following_count"}
-
-
-def error_of(response, status, code=None):
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert set(body) == {"error"} and isinstance(body["error"]["message"], str)
-    if code is not None:
-        assert body["error"]["code"] == code
-    return body["error"]
 
 
 def get_user(viewer, name):

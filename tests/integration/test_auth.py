@@ -7,19 +7,10 @@ import jwt as pyjwt
 import pytest
 from flask_jwt_extended import create_access_token, decode_token
 
+from tests.support.envelope import error_of
+
 ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 USER_KEYS = {"id", "username", "display_name", "created_at", "followers_count", "following_count"}
-
-
-def error_of(response, status, code):
-    """Assert *response* is the contract's error envelope with *status* and *code*."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.is_json
-    body = response.get_json()
-    assert set(body) == {"error"}
-    assert body["error"]["code"] == code
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-    return body["error"]
 
 
 def bearer(token):

@@ -3,19 +3,7 @@ import logging
 
 import pytest
 
-
-def error_of(response, status, code):
-    """Assert *response* is ``{"error": {"code", "message", "fields"?}}`` with *status*, *code*."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) <= {"code", "message", "fields"}
-    assert body["error"]["code"] == code
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-    text = response.get_data(as_text=True)
-    assert "Traceback" not in text and "<html" not in text.lower()
-    return body["error"]
+from tests.support.envelope import error_of
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from app.auth.signout import StreamsBySession
 from app.transports.quota import MemoryQuota, RedisQuota
 from app.transports.session import StreamSession
 from tests.support.redis_server import RedisServer
+from tests.support.waits import wait_until
 
 pytestmark = pytest.mark.redis
 
@@ -51,15 +52,6 @@ def publish(broker, count, channel="feed:u1", start=0):
 def pubsub_clients(broker):
     return [c for c in broker.redis.client_list(_type="pubsub")
             if c["name"].startswith(f"{broker.prefix}-pubsub-")]
-
-
-def wait_until(predicate, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        gevent.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_all_streams_of_a_process_share_one_pubsub_connection(broker):

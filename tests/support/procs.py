@@ -1,9 +1,6 @@
 """Looking at server processes from outside: which worker holds a connection, how big it is."""
 import re
 import subprocess
-import time
-
-import gevent
 
 
 def worker_of_peers(port):
@@ -44,15 +41,3 @@ def rss_kib(pid):
     except OSError:
         pass
     return 0
-
-
-def wait_until(predicate, timeout=10, interval=0.05, message="condition not met in time"):
-    """Wait until *predicate()* is truthy; return its value, or raise AssertionError."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(message)
-        gevent.sleep(interval)
