@@ -5,6 +5,7 @@ import gevent
 import orjson
 import requests
 
+from feedclient import SSEParser
 from tests.support.sessions import session
 
 
@@ -41,17 +42,18 @@ class RestUser:
 
 
 def parse_sse(text):
-    """Return the events of an SSE text: dicts with ``id``, ``event`` and ``data`` (decoded)."""
+    """Return the events of an SSE text: dicts with ``event``, ``data`` (decoded) and, when the
+    event's own block named one, ``id``.
+
+    feedclient's parser reads the stream; each block gets a parser of its own so that an event
+    without an ``id:`` line (typing, control messages) shows none, not the last one seen.
+    """
     events = []
     for block in text.replace("\r\n", "\n").split("\n\n"):
-        fields = {}
-        for line in block.split("\n"):
-            if not line or line.startswith(":"):
-                continue
-            name, _, value = line.partition(":")
-            fields[name] = value[1:] if value.startswith(" ") else value
-        if "data" in fields:
-            fields["data"] = orjson.loads(fields["data"])
+        for event in SSEParser().feed(block.encode() + b"\n\n"):
+            fields = {"event": event.event, "data": orjson.loads(event.data)}
+            if event.id is not None:
+                fields["id"] = event.id
             events.append(fields)
     return events
 

@@ -21,6 +21,8 @@ import gevent.pool
 import orjson
 import requests
 
+from feedclient import SSEParser
+
 # -- accounting ---------------------------------------------------------------------------------
 
 
@@ -411,7 +413,7 @@ class SSEClient(StreamClient):
         if status != 200:
             raise Refused(status, conn.read_body(response_headers))
         chunked = response_headers.get("transfer-encoding", "").lower() == "chunked"
-        pending = b""
+        parser = SSEParser()
         while True:
             if chunked:
                 data = conn.read_chunk()
@@ -420,15 +422,9 @@ class SSEClient(StreamClient):
             else:
                 conn.fill()
                 data, conn.buffer = conn.buffer, b""
-            pending += data
-            if b"\n\n" not in pending:
-                continue
             now = time.time()
-            *blocks, pending = pending.split(b"\n\n")
-            for block in blocks:
-                for line in block.split(b"\n"):
-                    if line.startswith(b"data: "):
-                        self._on_object(orjson.loads(line[6:]), now)
+            for event in parser.feed(data):
+                self._on_object(orjson.loads(event.data), now)
 
 
 class WSClient(StreamClient):

@@ -17,6 +17,7 @@ from app.transports.delivery import SocketWriter
 from app.transports.quota import MemoryQuota
 from app.transports.session import StreamSession
 from app.transports.sse import sse_frame
+from feedclient import parse_sse
 
 SETTINGS = {"STREAM_PING_SECONDS": 30, "STREAMS_PER_USER": 5, "STREAM_QUEUE_MAX_EVENTS": 1000,
             "STREAM_QUEUE_MAX_BYTES": 1 << 22, "STREAM_MAX_LAG_SECONDS": 30}
@@ -46,8 +47,8 @@ def publish(session, n=1):
 
 
 def read_ids_from(data):
-    """Return the ids of the SSE blocks in *data*."""
-    return [line[4:].decode() for line in data.split(b"\n") if line.startswith(b"id: ")]
+    """Return the ids of the SSE events in *data*."""
+    return [event.id for event in parse_sse(data)]
 
 
 def read_ids(client, count, timeout=5):
