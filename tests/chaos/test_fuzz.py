@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from tests.chaos.harness import FULL, record, remember, scaled
 from tests.support.clients import RestUser
-from tests.support.load import Closed, Conn, client_frame, read_frame, request_bytes
+from tests.support.rawhttp import Closed, Conn, client_frame, read_frame, request_bytes
 from tests.support.servers import BIN
 from tests.support.sessions import session as fresh_session
 

@@ -13,8 +13,10 @@ import gevent
 import pytest
 
 from tests.chaos.harness import record, remember, scaled
+from tests.support.accounting import percentile
 from tests.support.clients import RestUser
-from tests.support.load import CLIENTS, Conn, percentile, request_bytes
+from tests.support.load import CLIENTS
+from tests.support.rawhttp import Conn, request_bytes
 from tests.support.waits import wait_until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e, pytest.mark.redis]

@@ -17,11 +17,12 @@ import requests
 
 from tests.chaos.harness import record, remember, scaled, seconds
 from tests.chaos.world import FeedWorld
+from tests.support.accounting import summarize
 from tests.support.clients import RestUser
-from tests.support.load import SSEClient, start_all, stop_all, summarize, wait_established
+from tests.support.load import SSEClient, start_all, stop_all, wait_established
 from tests.support.procs import clients_by_worker
-from tests.support.waits import wait_until
 from tests.support.tcpproxy import TCPProxy
+from tests.support.waits import wait_until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e, pytest.mark.redis]
 

@@ -9,7 +9,7 @@ import requests
 
 from tests.chaos.harness import SECRETS, record, remember, scan_logs
 from tests.support.clients import RestUser
-from tests.support.load import Conn, request_bytes
+from tests.support.rawhttp import Conn, request_bytes
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e, pytest.mark.redis]
 

@@ -16,10 +16,11 @@ from feedclient import parse_sse
 from tests.chaos.harness import SECRETS, record, remember
 from tests.e2e.test_websocket import hostile_origins
 from tests.support.clients import RestUser
-from tests.support.load import Conn, PollClient, SSEClient, WSClient, request_bytes
+from tests.support.load import PollClient, SSEClient, WSClient
 from tests.support.procs import clients_by_worker
-from tests.support.waits import wait_until
+from tests.support.rawhttp import Conn, request_bytes
 from tests.support.sessions import session
+from tests.support.waits import wait_until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e, pytest.mark.redis]
 

@@ -13,8 +13,9 @@ import pytest
 import requests
 
 from tests.chaos.harness import SECRETS, record, remember, scaled, seconds
+from tests.support.accounting import percentile
 from tests.support.clients import RestUser
-from tests.support.load import SSEClient, percentile, start_all, stop_all, wait_established
+from tests.support.load import SSEClient, start_all, stop_all, wait_established
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e, pytest.mark.redis]
 

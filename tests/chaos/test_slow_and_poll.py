@@ -16,16 +16,15 @@ import pytest
 import requests
 
 from tests.chaos.harness import record, remember, scaled, seconds
+from tests.support.accounting import percentile, summarize
 from tests.support.clients import RestUser
 from tests.support.load import (
     PollClient,
     Publisher,
     SSEClient,
     WSClient,
-    percentile,
     start_all,
     stop_all,
-    summarize,
     wait_established,
 )
 from tests.support.procs import rss_kib

@@ -13,7 +13,8 @@ import pytest
 
 from tests.chaos.harness import FULL, record, scaled
 from tests.chaos.world import FeedWorld
-from tests.support.load import start_all, stop_all, summarize, wait_established
+from tests.support.accounting import summarize
+from tests.support.load import start_all, stop_all, wait_established
 from tests.support.procs import worker_of_peers
 from tests.support.waits import wait_until
 

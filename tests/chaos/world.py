@@ -9,8 +9,9 @@ import time
 import gevent
 
 from tests.chaos.harness import remember
+from tests.support.accounting import summarize
 from tests.support.clients import RestUser
-from tests.support.load import CLIENTS, Publisher, summarize
+from tests.support.load import CLIENTS, Publisher
 
 MIX = (("sse", 0.6), ("ws", 0.3), ("poll", 0.1))
 

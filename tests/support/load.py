@@ -1,10 +1,9 @@
-"""Lean load clients for many streams at once, and the per-stream accounting of what they got.
+"""Lean load clients for many streams at once, and a publisher to drive them.
 
-Each client is raw gevent sockets (no requests, no websocket-client): one process can hold a
-thousand streams while the server under test keeps the other core. Every client counts, by event
-id, the gaps, reorders and duplicates of its stream (ids are ``<epoch>-<seq>``, and seq grows by
-exactly one per channel within an epoch), and the latency of each event: receive time minus
-the event's ``ts``.
+Each client is raw gevent sockets (:mod:`tests.support.rawhttp`; no requests, no
+websocket-client): one process can hold a thousand streams while the server under test keeps
+the other core. Every client keeps a :class:`~tests.support.accounting.StreamStats` of its
+stream.
 
 A client is *logical*: it may reconnect (resuming with the last id it saw) and its accounting
 carries across connections, which is how a resume that drops or repeats an event shows up.
@@ -12,7 +11,6 @@ carries across connections, which is how a resume that drops or repeats an event
 import base64
 import os
 import random
-import socket
 import time
 from urllib.parse import quote
 
@@ -22,222 +20,8 @@ import orjson
 import requests
 
 from feedclient import SSEParser
-
-# -- accounting ---------------------------------------------------------------------------------
-
-
-def parse_id(event_id):
-    """Return ``(epoch, seq)`` of an event id."""
-    epoch, _, seq = event_id.rpartition("-")
-    return epoch, int(seq)
-
-
-class StreamStats:
-    """What one logical stream received, checked event by event.
-
-    A *segment* is a run of one epoch that must have no hole: it starts at the first event of a
-    fresh connection or the first after ``resync_required``. Within a segment, an id above the
-    next expected one opens holes (a gap); an id below the highest seen fills a hole (a reorder)
-    or repeats one (a duplicate). A change of epoch without ``resync_required`` before it is a
-    silent gap: the worst kind.
-    """
-
-    def __init__(self):
-        self.epoch = None
-        self.top = None  # highest seq of the segment
-        self.holes = set()
-        self.seen = set()  # (epoch, seq)
-        self.resync_pending = False
-        self.received = 0  # events with an id, duplicates included
-        self.duplicates = 0
-        self.reorders = 0
-        self.silent_epoch_changes = 0
-        self.resyncs = 0
-        self.latencies = []  # ms, live events only
-        self.timeline = None  # [(received at, latency ms)] when set to a list
-        self.ids = []  # unique ids in arrival order
-        self.types = {}
-        self.payloads = []  # (id, object) when keep_payloads
-
-    @property
-    def gaps(self):
-        """Return the number of events missing inside segments, plus silent epoch changes."""
-        return len(self.holes) + self.silent_epoch_changes
-
-    def fresh(self):
-        """A connection without a resume point starts: whatever comes first begins a segment."""
-        self.epoch = None
-
-    def begin_at(self, event_id):
-        """Start accounting at the position *event_id*: the next event must follow it."""
-        self.epoch, self.top = parse_id(event_id)
-        self.holes = set()
-
-    def on_message(self, obj, received_at, live=True):
-        """Account for one JSON object received on the stream."""
-        kind = obj.get("type")
-        self.types[kind] = self.types.get(kind, 0) + 1
-        if kind == "resync_required":
-            self.resyncs += 1
-            self.resync_pending = True
-            return
-        event_id = obj.get("id")
-        if not event_id:
-            return
-        self.received += 1
-        if live and "ts" in obj:
-            latency = received_at * 1000 - obj["ts"]
-            self.latencies.append(latency)
-            if self.timeline is not None:
-                self.timeline.append((received_at, latency))
-        epoch, seq = parse_id(event_id)
-        if (epoch, seq) in self.seen:
-            self.duplicates += 1
-            return
-        self.seen.add((epoch, seq))
-        self.ids.append(event_id)
-        if self.epoch is None or self.resync_pending or epoch != self.epoch:
-            if self.epoch is not None and epoch != self.epoch and not self.resync_pending:
-                self.silent_epoch_changes += 1
-            self.epoch, self.top, self.resync_pending = epoch, seq, False
-            self.holes = set()
-            return
-        if seq == self.top + 1:
-            self.top = seq
-        elif seq > self.top + 1:
-            self.holes.update(range(self.top + 1, seq))
-            self.top = seq
-        else:
-            self.reorders += 1
-            self.holes.discard(seq)
-
-
-def percentile(values, fraction):
-    """Return the *fraction* percentile of *values* (nearest rank), or 0.0 when empty."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, int(round(fraction * len(ordered) + 0.5)) - 1))
-    return ordered[index]
-
-
-def summarize(clients):
-    """Return the totals of many clients' :class:`StreamStats` as a dict."""
-    stats = [c.stats for c in clients]
-    latencies = [v for s in stats for v in s.latencies]
-    return {
-        "clients": len(stats),
-        "events": sum(len(s.ids) for s in stats),
-        "gaps": sum(s.gaps for s in stats),
-        "reorders": sum(s.reorders for s in stats),
-        "duplicates": sum(s.duplicates for s in stats),
-        "silent_epoch_changes": sum(s.silent_epoch_changes for s in stats),
-        "resyncs": sum(s.resyncs for s in stats),
-        "p50_ms": round(percentile(latencies, 0.50), 1),
-        "p99_ms": round(percentile(latencies, 0.99), 1),
-        "max_ms": round(max(latencies), 1) if latencies else 0.0,
-    }
-
-
-# -- HTTP on a raw socket ---------------------------------------------------------------------
-
-
-class Closed(Exception):
-    """The server closed the connection (or it was reset)."""
-
-
-class Conn:
-    """A socket with a read buffer: read a response head, a body, chunked data."""
-
-    def __init__(self, host, port, source=None, rcvbuf=None, timeout=30):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        if source:
-            self.sock.bind((source, 0))
-        self.sock.settimeout(timeout)
-        self.sock.connect((host, port))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buffer = b""
-
-    @property
-    def local_port(self):
-        return self.sock.getsockname()[1]
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def fill(self):
-        try:
-            data = self.sock.recv(262144)
-        except OSError as exc:
-            raise Closed(str(exc)) from None
-        if not data:
-            raise Closed("closed by the server")
-        self.buffer += data
-
-    def read_until(self, marker):
-        while marker not in self.buffer:
-            self.fill()
-        head, self.buffer = self.buffer.split(marker, 1)
-        return head
-
-    def read_exactly(self, size):
-        while len(self.buffer) < size:
-            self.fill()
-        data, self.buffer = self.buffer[:size], self.buffer[size:]
-        return data
-
-    def read_head(self):
-        """Return ``(status, headers)`` of a response (header names lower-cased)."""
-        head = self.read_until(b"\r\n\r\n").decode("latin-1")
-        status_line, *lines = head.split("\r\n")
-        status = int(status_line.split()[1])
-        headers = {}
-        for line in lines:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        return status, headers
-
-    def read_body(self, headers):
-        """Return a whole response body (Content-Length or chunked)."""
-        if headers.get("transfer-encoding", "").lower() == "chunked":
-            return b"".join(iter(self.read_chunk, b""))
-        return self.read_exactly(int(headers.get("content-length", "0")))
-
-    def read_chunk(self):
-        """Return the next chunk of a chunked body; b"" at its end."""
-        size = int(self.read_until(b"\r\n").split(b";")[0], 16)
-        if size == 0:
-            self.read_until(b"\r\n")
-            return b""
-        data = self.read_exactly(size)
-        self.read_exactly(2)
-        return data
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def reset(self):
-        """Close with an RST (a client that vanished)."""
-        try:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-        except OSError:
-            pass
-        self.close()
-
-
-def request_bytes(method, path, host, headers=None, body=None):
-    """Return the bytes of an HTTP/1.1 request."""
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
-    for name, value in (headers or {}).items():
-        lines.append(f"{name}: {value}")
-    if body is not None:
-        lines.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b"")
+from tests.support.accounting import StreamStats
+from tests.support.rawhttp import Closed, Conn, client_frame, read_frame, request_bytes
 
 
 # -- stream clients -----------------------------------------------------------------------------
@@ -464,43 +248,6 @@ class WSClient(StreamClient):
     def send_json(self, obj):
         """Send one text frame."""
         self.conn.send(client_frame(0x1, orjson.dumps(obj)))
-
-
-def read_frame(conn):
-    """Return ``(opcode, payload)`` of the next whole message from the server."""
-    opcode, message = None, b""
-    while True:
-        head = conn.read_exactly(2)
-        fin, op = head[0] & 0x80, head[0] & 0x0F
-        size = head[1] & 0x7F
-        if size == 126:
-            size = int.from_bytes(conn.read_exactly(2), "big")
-        elif size == 127:
-            size = int.from_bytes(conn.read_exactly(8), "big")
-        mask = conn.read_exactly(4) if head[1] & 0x80 else None
-        payload = conn.read_exactly(size)
-        if mask:
-            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        if op >= 0x8:
-            return op, payload  # control frames are never fragmented
-        opcode = op if op else opcode
-        message += payload
-        if fin:
-            return opcode, message
-
-
-def client_frame(opcode, payload, fin=True, mask=None):
-    """Return a masked client frame."""
-    mask = mask if mask is not None else os.urandom(4)
-    size = len(payload)
-    head = bytes([(0x80 if fin else 0) | opcode])
-    if size < 126:
-        head += bytes([0x80 | size])
-    elif size < 1 << 16:
-        head += bytes([0x80 | 126]) + size.to_bytes(2, "big")
-    else:
-        head += bytes([0x80 | 127]) + size.to_bytes(8, "big")
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
 class PollClient(StreamClient):
