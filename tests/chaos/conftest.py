@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.harness import RESULTS, ROOT, STARTED, TIER, Deployment, _format, render_report
+from tests.chaos.harness import RESULTS, ROOT, STARTED, TIER, _format, render_report, scan_logs
 from tests.conftest import postgres_database
 from tests.support.redis_server import RedisServer
+from tests.support.servers import Deployment
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +17,8 @@ def deployment(tmp_path_factory, request):
     """A :class:`Deployment` whose servers live for the module; their logs must hold no secret."""
     deployment = Deployment(tmp_path_factory.mktemp("chaos"), request)
     yield deployment
-    leaks = deployment.stop()["leaks"]
+    deployment.stop()  # flushes every access-log line
+    leaks = scan_logs(server.log_path for server in deployment.servers)["leaks"]
     assert not leaks, f"tokens or tickets in the server logs of this module: {leaks[:10]}"
 
 

@@ -12,10 +12,9 @@ import platform
 import re
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
-from tests.support.servers import ROOT, Server, migrate
+from tests.support.servers import ROOT
 
 SCALE = float(os.environ.get("CHAOS_SCALE", "0.2"))
 FULL = SCALE >= 1.0
@@ -51,47 +50,6 @@ def record(topic, test, scenario, figures, target, met=True):
     """
     RESULTS.setdefault(TOPICS.index(topic) + 1, []).append({"test": test, "scenario": scenario, "figures": figures,
                                          "target": target, "met": met})
-
-
-# -- deployments -----------------------------------------------------------------------------
-
-
-class Deployment:
-    """Start real gunicorn servers (gevent workers) for a module; stop them all at the end."""
-
-    def __init__(self, tmp_path, request):
-        self.tmp_path = tmp_path
-        self.request = request
-        self.servers = []
-
-    def database(self, kind="sqlite"):
-        """Return the URL of a fresh, migrated database."""
-        if kind == "sqlite":
-            url = f"sqlite:///{self.tmp_path / f'feed-{uuid.uuid4().hex[:6]}.db'}"
-        else:
-            url = self.request.getfixturevalue("fresh_postgres_url")
-        migrate(url)
-        return url
-
-    def start(self, servers=1, workers=2, redis_url=None, database_url=None, prefix=None, **env):
-        """Start *servers* sharing one database and Redis prefix; return them."""
-        env = {k: str(v) for k, v in env.items()}
-        env["DATABASE_URL"] = database_url or self.database()
-        if redis_url:
-            env["REDIS_URL"] = redis_url
-            env["REDIS_PREFIX"] = prefix or f"x{uuid.uuid4().hex[:8]}"
-        group = []
-        for _ in range(servers):
-            server = Server(env, workers=workers, log_dir=self.tmp_path)
-            self.servers.append(server)
-            group.append(server.start())
-        return group
-
-    def stop(self):
-        """Stop every server; return what :func:`scan_logs` finds in their logs."""
-        for server in self.servers:
-            server.stop()  # flushes every access-log line
-        return scan_logs(server.log_path for server in self.servers)
 
 
 def scan_logs(paths):

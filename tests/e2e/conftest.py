@@ -1,9 +1,7 @@
 """Real deployments on loopback: gunicorn with gevent workers, Redis, SQLite or PostgreSQL."""
-import uuid
-
 import pytest
 
-from tests.support.servers import Server, migrate
+from tests.support.servers import Deployment
 
 
 @pytest.fixture
@@ -13,25 +11,12 @@ def deploy(tmp_path, request):
     Every server of one call shares the database and the Redis prefix. All are stopped after
     the test; their logs are kept in the test's tmp_path.
     """
-    started = []
+    deployment = Deployment(tmp_path, request)
 
     def start(servers=1, workers=1, redis=True, database="sqlite", **env):
-        if database == "sqlite":
-            url = f"sqlite:///{tmp_path / f'feed-{uuid.uuid4().hex[:6]}.db'}"
-        else:
-            url = request.getfixturevalue("fresh_postgres_url")
-        migrate(url)
-        env = {"DATABASE_URL": url, **{k: str(v) for k, v in env.items()}}
-        if redis:
-            env["REDIS_URL"] = request.getfixturevalue("redis_url")
-            env["REDIS_PREFIX"] = f"e2e{uuid.uuid4().hex[:8]}"
-        group = []
-        for _ in range(servers):
-            server = Server(env, workers=workers, log_dir=tmp_path)
-            started.append(server)
-            group.append(server.start())
-        return group
+        redis_url = request.getfixturevalue("redis_url") if redis else None
+        return deployment.start(servers, workers, redis_url, deployment.database(database),
+                                **env)
 
     yield start
-    for server in started:
-        server.stop()
+    deployment.stop()

@@ -5,6 +5,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import requests
@@ -99,3 +100,44 @@ class Server:
             return self.log_path.read_text(errors="replace")
         except FileNotFoundError:
             return ""
+
+
+class Deployment:
+    """Servers started for a test or a module, stopped together: the one deploy fixture's engine.
+
+    :param tmp_path: where databases and server logs go.
+    :param request: the pytest request (for the ``fresh_postgres_url`` fixture).
+    """
+
+    def __init__(self, tmp_path, request):
+        self.tmp_path = tmp_path
+        self.request = request
+        self.servers = []
+
+    def database(self, kind="sqlite"):
+        """Return the URL of a fresh, migrated database (``sqlite`` or ``postgres``)."""
+        if kind == "sqlite":
+            url = f"sqlite:///{self.tmp_path / f'feed-{uuid.uuid4().hex[:6]}.db'}"
+        else:
+            url = self.request.getfixturevalue("fresh_postgres_url")
+        migrate(url)
+        return url
+
+    def start(self, servers=1, workers=2, redis_url=None, database_url=None, prefix=None, **env):
+        """Start *servers* sharing one database and Redis prefix; return them."""
+        env = {k: str(v) for k, v in env.items()}
+        env["DATABASE_URL"] = database_url or self.database()
+        if redis_url:
+            env["REDIS_URL"] = redis_url
+            env["REDIS_PREFIX"] = prefix or f"x{uuid.uuid4().hex[:8]}"
+        group = []
+        for _ in range(servers):
+            server = Server(env, workers=workers, log_dir=self.tmp_path)
+            self.servers.append(server)
+            group.append(server.start())
+        return group
+
+    def stop(self):
+        """Stop every server started here."""
+        for server in self.servers:
+            server.stop()
