@@ -18,18 +18,18 @@ def create_app(config=None):
     app.config.from_mapping(config or {})
     app.url_map.strict_slashes = False  # /ws/feed/ works as well as /ws/feed
 
-    from app import database, ratelimit, redis_client, security
+    from app import database, ratelimit, redis_client, security, stream_quota
     from app.auth import signout, tokens
     from app.broker import extension as broker
     from app.push import keys as push_keys
-    from app.transports import quota, websocket
+    from app.transports import websocket
 
     database.init_app(app)
     tokens.init_app(app)
     redis_client.init_app(app)
     broker.init_app(app)
     signout.init_app(app)
-    quota.init_app(app)
+    stream_quota.init_app(app)
     ratelimit.init_app(app)
     websocket.init_app(app)
     security.init_app(app)

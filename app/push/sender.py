@@ -18,7 +18,7 @@ from sqlalchemy import delete, select
 from app import metrics
 from app.extensions import db
 from app.models import PushSubscription
-from app.transports.quota import QuotaUnavailable, current_quota
+from app.stream_quota import QuotaUnavailable, current_quota
 
 log = logging.getLogger(__name__)
 

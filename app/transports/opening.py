@@ -10,8 +10,8 @@ from app.broker.extension import current_broker
 from app.errors import RateLimited, Unavailable
 from app.extensions import db
 from app.services.channels import authorize_channel
+from app.stream_quota import QuotaUnavailable, current_quota
 from app.transports.delivery import GONE, SLOW, raw_socket
-from app.transports.quota import QuotaUnavailable, current_quota
 from app.transports.session import StreamRefused, StreamSession
 
 _PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT

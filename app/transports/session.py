@@ -70,7 +70,7 @@ class StreamSession:
     :param identity: who opened it: ``user_id``, ``sid`` (login session), ``expires_at`` (s).
     :param transport: ``sse``, ``ws`` or ``poll`` (for limits' messages and metrics).
     :param settings: the app config (ping interval, queue bounds, per-user limit).
-    :param quota: the stream count (:mod:`app.transports.quota`).
+    :param quota: the stream count (:mod:`app.stream_quota`).
     :param signouts: this process's :class:`~app.auth.signout.StreamsBySession`.
     """
 

@@ -5,8 +5,8 @@ from flask import Blueprint, Response, current_app, request
 
 from app.events.channels import FEED, POST
 from app.ratelimit import limit_stream_opens
-from app.transports.opening import authorize_stream, open_session, watch_hangup
 from app.transports.delivery import SocketWriter, raw_socket
+from app.transports.opening import authorize_stream, open_session, watch_hangup
 from app.transports.session import StreamEnded
 
 bp = Blueprint("sse", __name__, url_prefix="/stream")

@@ -17,11 +17,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.auth.signout import StreamsBySession
 from app.broker.memory import MemoryBroker
 from app.broker.redis import RedisBroker
 from app.events.schema import Event
-from app.auth.signout import StreamsBySession
-from app.transports.quota import MemoryQuota
+from app.stream_quota import MemoryQuota
 from app.transports.session import StreamSession
 from tests.chaos.harness import record, scaled
 

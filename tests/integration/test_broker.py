@@ -8,8 +8,8 @@ from app.auth.signout import REVOKED, StreamsBySession
 from app.broker.memory import MemoryBroker
 from app.events.schema import TYPING, Event
 from app.events.wire import Position
+from app.stream_quota import MemoryQuota
 from app.transports.delivery import SLOW, Inbox
-from app.transports.quota import MemoryQuota
 
 
 def make_broker(kind, request, **options):

@@ -2,10 +2,10 @@
 import pytest
 from sqlalchemy import create_engine, select
 
-from app.transports.delivery import Inbox
 from app.events.channels import feed_channel
 from app.extensions import db
 from app.models import Post
+from app.transports.delivery import Inbox
 
 
 class VisibilityProbe(Inbox):

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import PushSubscription
 from tests.support.streams import open_stream
+from tests.support.waits import wait_until
 
 SUBJECT = "mailto:ops@example.com"
 
@@ -92,13 +93,6 @@ def _pushes(outcome):
     return REGISTRY.get_sample_value("feed_web_pushes_total", {"outcome": outcome}) or 0
 
 
-def _wait_until(predicate, timeout=10):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        gevent.sleep(0.02)
-
-
 def _subscribe(user, browser):
     response = user.call("POST", "/api/push/subscriptions", json=browser.subscription)
     assert response.status_code == 201, response.get_json()
@@ -142,7 +136,7 @@ def test_a_subscription_whose_service_says_gone_is_deleted(app, api, push_servic
         _subscribe(alice, Browser(f"{push_service.url}/push/{name}"))
     bob.follow(alice)
     push_service.wait(4)
-    _wait_until(lambda: len(_subscriptions(app)) == 2)
+    wait_until(lambda: len(_subscriptions(app)) == 2)
     assert sorted(_subscriptions(app)) == [f"{push_service.url}/push/busy",
                                            f"{push_service.url}/push/fine"]
 
@@ -156,9 +150,9 @@ def test_no_push_while_the_user_has_a_stream_open(app, client, api, push_service
     online = _pushes("online")
     bob.follow(alice)
     stream.until("notification")  # she heard it on her open page
-    _wait_until(lambda: _pushes("online") == online + 1)  # so no push was sent
+    wait_until(lambda: _pushes("online") == online + 1)  # so no push was sent
     stream.close()
-    _wait_until(lambda: not app.extensions["stream_quota"].has_streams(alice.id))
+    wait_until(lambda: not app.extensions["stream_quota"].has_streams(alice.id))
     carol.follow(alice)
     [(_, _, body)] = push_service.wait(1)
     assert browser.decrypt(body)["notification"]["actor"]["username"] == "carol"

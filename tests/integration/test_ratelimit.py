@@ -3,8 +3,8 @@ import re
 
 import pytest
 
-from app.transports.delivery import Inbox
 from app.events.channels import post_channel
+from app.transports.delivery import Inbox
 from tests.support.pageforms import ORIGIN
 
 

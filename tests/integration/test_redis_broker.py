@@ -5,12 +5,12 @@ from types import SimpleNamespace
 import gevent
 import pytest
 
+from app.auth.signout import StreamsBySession
 from app.broker import BrokerUnavailable
-from app.transports.delivery import Inbox
 from app.broker.redis import RedisBroker
 from app.events.schema import Event
-from app.auth.signout import StreamsBySession
-from app.transports.quota import MemoryQuota, RedisQuota
+from app.stream_quota import MemoryQuota, RedisQuota
+from app.transports.delivery import Inbox
 from app.transports.session import StreamSession
 from tests.support.redis_server import RedisServer
 from tests.support.waits import wait_until

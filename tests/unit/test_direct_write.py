@@ -13,8 +13,8 @@ import pytest
 from app.auth.signout import StreamsBySession
 from app.broker.memory import MemoryBroker
 from app.events.schema import Event
+from app.stream_quota import MemoryQuota
 from app.transports.delivery import SocketWriter
-from app.transports.quota import MemoryQuota
 from app.transports.session import StreamSession
 from app.transports.sse import sse_frame
 from feedclient import parse_sse

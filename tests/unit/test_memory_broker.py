@@ -1,8 +1,8 @@
 """The in-process broker lets quiet channels go, as Redis expires their keys."""
-from app.transports.delivery import Inbox
 from app.broker.memory import POSITION_GRACE_SECONDS, MemoryBroker
 from app.events.schema import Event
 from app.events.wire import Position
+from app.transports.delivery import Inbox
 
 WINDOW = 60
 

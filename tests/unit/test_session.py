@@ -5,12 +5,12 @@ from types import SimpleNamespace
 import orjson
 import pytest
 
+from app.auth.signout import StreamsBySession
+from app.broker.hub import SHUTDOWN
 from app.broker.memory import MemoryBroker
 from app.events.schema import Event
 from app.events.wire import Position
-from app.auth.signout import StreamsBySession
-from app.broker.hub import SHUTDOWN
-from app.transports.quota import MemoryQuota
+from app.stream_quota import MemoryQuota
 from app.transports.session import StreamEnded, StreamRefused, StreamSession
 
 SETTINGS = {"STREAM_PING_SECONDS": 0.2, "STREAMS_PER_USER": 3, "STREAM_QUEUE_MAX_EVENTS": 100,

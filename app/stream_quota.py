@@ -1,4 +1,5 @@
-"""How many streams a user has open, so that the per-user limit holds across workers.
+"""How many streams a user has open: the per-user limit, across workers, and Web Push's
+"is this user online?".
 
 In-process the count is a dict. With Redis, each stream is a member of its user's sorted set
 ``<prefix>:streams:{<user id>}``, scored with an expiry that its worker refreshes; a worker
