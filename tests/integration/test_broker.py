@@ -1,7 +1,6 @@
 """One test suite for every broker: the in-process one and Redis pass the same tests."""
 import time
 
-import gevent
 import pytest
 
 from app.auth.signout import REVOKED, StreamsBySession
@@ -10,6 +9,7 @@ from app.events.schema import TYPING, Event
 from app.events.wire import Position
 from app.stream_quota import MemoryQuota
 from app.transports.delivery import SLOW, Inbox
+from tests.support.waits import wait_until
 
 
 def make_broker(kind, request, **options):
@@ -165,9 +165,7 @@ def test_an_inbox_over_its_bound_is_closed_as_slow(broker):
     inbox = Inbox("post:x", max_events=3)
     broker.subscribe(inbox)
     publish(broker, "post:x", 5)
-    deadline = time.monotonic() + 5
-    while not inbox.closed and time.monotonic() < deadline:
-        gevent.sleep(0.02)
+    wait_until(lambda: inbox.closed, timeout=5)
     assert inbox.closed == SLOW
 
 
@@ -182,9 +180,7 @@ def test_a_sign_out_in_another_process_closes_the_streams_of_that_session_only(
     # In-process there is one process: the sign-out is published where the streams are.
     publisher = here if isinstance(here, MemoryBroker) else there
     publisher.publish([streams.channel], Event("session_ended", {"sid": "s1"}))
-    deadline = time.monotonic() + 5
-    while not mine.closed and time.monotonic() < deadline:
-        gevent.sleep(0.02)
+    wait_until(lambda: mine.closed, timeout=5)
     assert mine.closed == REVOKED and not other.closed
 
 
