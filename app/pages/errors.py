@@ -6,7 +6,7 @@ raised by a page view: unknown URLs, the API and the streams keep the contract's
 import logging
 import time
 
-from flask import render_template, request
+from flask import g, render_template, request
 from flask_jwt_extended.exceptions import CSRFError
 from flask_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
@@ -14,6 +14,8 @@ from werkzeug.exceptions import HTTPException
 from app.broker import BrokerUnavailable
 from app.errors import ApiError, RateLimited, Unavailable, error_response
 from app.pages import bp
+from app.pages.guard import SAFE_METHODS
+from app.pages.viewer import UNCHECKED
 from app.ratelimit import limiter
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,11 @@ def _wants_html():
 def _page(status, message, error):
     if not _wants_html():
         return error_response(error)
+    if request.method not in SAFE_METHODS and g.get("viewer") is None:
+        # A refused or failed form: looking for the viewer would check its CSRF token again
+        # (a second error inside this one), and "signed out" would make the page renew the
+        # session and load again.
+        g.viewer, g.session_state = None, UNCHECKED
     html = render_template("pages/error.html", status=status, message=message,
                            title=_TITLES.get(status, "Error"))
     return html, status, error.headers

@@ -8,8 +8,10 @@ from flask_jwt_extended.exceptions import CSRFError, JWTExtendedException
 
 from app.pages import bp
 
-# The states a page tells the browser client about (``<body data-session>``).
-SIGNED_OUT, ACTIVE, EXPIRED = "none", "active", "expired"
+# The states a page tells the browser client about (``<body data-session>``). UNCHECKED: an
+# error page answering a form whose CSRF check failed or never ran; the session may be fine,
+# so the client neither renews it nor signs it out there.
+SIGNED_OUT, ACTIVE, EXPIRED, UNCHECKED = "none", "active", "expired", "unchecked"
 
 
 def _load_viewer():

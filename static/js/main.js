@@ -32,7 +32,12 @@ function openLive() {
 
 async function start() {
   keepTimesCurrent();
-  if (page.session !== "active" && await resumeSession()) return location.reload();
+  // A page rendered signed out may belong to a session whose access cookie expired: renew it
+  // and load the page again, with a GET: reload() would post again a form this page answered.
+  // ("unchecked" pages answer a refused form: nothing to renew there.)
+  if ((page.session === "none" || page.session === "expired") && await resumeSession()) {
+    return location.replace(location.href);
+  }
   if (page.session === "active") {
     scheduleRefresh(Number(page.sessionExpires));
     setUpNotifyButton();

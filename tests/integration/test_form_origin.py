@@ -55,6 +55,16 @@ def test_a_sign_out_from_another_site_is_refused(client, headers):
     assert client.get("/api/me").get_json()["username"] == username
 
 
+def test_a_sign_out_with_a_stale_form_token_explains_and_keeps_the_session(client):
+    username = sign_up(client)
+    # An old tab's form (its token from a session since refreshed): the page says why, and its
+    # header must not check the same token again while it renders (that was a 500).
+    response = client.post("/logout", data={"csrf_token": "stale"},
+                           headers={**HTML, "Origin": ORIGIN})
+    assert response.status_code == 403 and "This form has expired" in response.text
+    assert signed_in_as(client) == username
+
+
 def test_refused_forms_answer_json_to_scripts(client):
     response = client.post("/login", headers={"Origin": "https://evil.example"})
     assert response.status_code == 403
