@@ -103,6 +103,12 @@ class SSEReader(Waiting):
         self.ended = False
         self._greenlet = gevent.spawn(self._read) if self.status == 200 else None
 
+    @property
+    def local_port(self):
+        """Return this end's port of the stream's connection (``procs.worker_of_peers`` tells
+        which worker serves it)."""
+        return self.response.raw.connection.sock.getsockname()[1]
+
     def _read(self):
         buffer = b""
         try:
