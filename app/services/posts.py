@@ -3,7 +3,7 @@ from sqlalchemy import and_, or_, select
 
 from app.errors import Forbidden
 from app.events import schema
-from app.events.channels import post_channel, post_event_channels
+from app.events.channels import post_event_channels
 from app.extensions import db
 from app.models import Follow, Post
 from app.models.base import utcnow
@@ -83,8 +83,3 @@ def feed_page(viewer_id, limit, before=None):
 def user_posts_page(user_id, limit, before=None):
     """Return one user's posts, newest first, and the next cursor."""
     return _newest_first(select(Post).where(Post.author_id == user_id), limit, before)
-
-
-def post_channel_of(post_id):
-    """Return the channel of an existing post; raise 404 when there is no such post."""
-    return post_channel(get_post(post_id).id)
