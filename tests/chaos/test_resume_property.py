@@ -70,7 +70,7 @@ class Side:
         broker = RedisBroker(self.redis_url, prefix=self.prefix, health_seconds=1, **options)
         # A worker's first connect checks every open stream against its channel's head, like
         # any reconnect; let it pass before the first stream opens, as in a started worker.
-        broker.ensure_started()
+        broker.ping()  # connects pub/sub, as a started worker does
         deadline = time.monotonic() + 5
         while not broker.stats["reconnects"] and time.monotonic() < deadline:
             gevent.sleep(0.005)
