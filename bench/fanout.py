@@ -101,12 +101,13 @@ def mark_active(redis_url, prefix, user_ids, batch=2000):
     it creates the channel's meta hash (epoch, sequence 0) and sets its TTL. The same script,
     with the same keys (``RedisBroker._keys``), runs here in pipelines.
     """
-    from app.broker.scripts import Scripts
+    from app.broker.scripts import SOURCES
     from app.events.channels import feed_channel
     from app.events.wire import new_epoch
+    from app.redis_client import Scripts
 
     client = redis_py.Redis.from_url(redis_url)
-    scripts = Scripts(client, cluster=False)
+    scripts = Scripts(client, SOURCES)
     max_age_ms = 86400 * 1000
     meta_ttl_ms = (86400 + 7 * 86400) * 1000  # RedisBroker.meta_ttl_ms at the defaults
     for i in range(0, len(user_ids), batch):
