@@ -41,6 +41,7 @@ def ping_gaps(clients, since, until):
     return late
 
 
+@pytest.mark.timeout(900)  # the full tier's sign-ins take minutes to be answered: CPU-bound
 def test_a_sign_in_storm_does_not_stall_open_streams(server):
     watcher = remember(RestUser(server.url, "stallwatch", PASSWORD))
     people = [remember(RestUser(server.url, f"storm{i}", PASSWORD)) for i in range(20)]
