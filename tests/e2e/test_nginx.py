@@ -178,9 +178,9 @@ def test_writes_after_an_idle_across_gunicorns_keepalive_never_get_a_502(proxied
     assert statuses.count(201) == len(statuses) == rounds * 2 * count, sorted(set(statuses))
 
 
-def test_upstream_errors_of_requests_with_a_token_keep_it_out_of_the_logs(tmp_path):
+def test_upstream_errors_of_requests_with_a_token_keep_it_out_of_the_logs(tmp_path, pytestconfig):
     if not (shutil.which("nginx") or shutil.which("/usr/sbin/nginx")):
-        pytest.skip("nginx is not installed")
+        missing_service(pytestconfig, "nginx is not installed")
     # An upstream that refuses every connection: each request is an upstream error.
     nginx = Nginx([types.SimpleNamespace(port=free_port())], tmp_path).start()
     try:
