@@ -96,9 +96,10 @@ def post_worker_init(worker):
 
 
 def worker_exit(server, worker):
-    """Close the worker's stream count and broker as it exits: streams still counted go now."""
+    """Close the worker's stream count and broker as it exits: streams still counted go now,
+    and conflated counts still pending are sent first."""
     extensions = getattr(getattr(worker, "wsgi", None), "extensions", {})
-    for name in ("stream_quota", "broker"):
+    for name in ("feed_counts", "stream_quota", "broker"):
         if extensions.get(name) is not None:
             extensions[name].close()
 

@@ -156,6 +156,9 @@ def load_config(instance_path, env=None):
                                             minimum=4096),
         "HISTORY_MAX_EVENTS": env_int(env, "HISTORY_MAX_EVENTS", 1000, minimum=1),
         "HISTORY_MAX_SECONDS": env_int(env, "HISTORY_MAX_SECONDS", 86400, minimum=1),
+        # A post's reaction and comment counts reach feeds at most once per this many seconds
+        # (the post's own channel gets every change); 0: every change.
+        "FEED_COUNTS_SECONDS": env_float(env, "FEED_COUNTS_SECONDS", 1.0, minimum=0.0),
         "LONGPOLL_DEFAULT_SECONDS": env_float(env, "LONGPOLL_DEFAULT_SECONDS", 25.0),
         "LONGPOLL_MAX_SECONDS": env_float(env, "LONGPOLL_MAX_SECONDS", 55.0),
         "WS_MAX_MESSAGE_BYTES": env_int(env, "WS_MAX_MESSAGE_BYTES", 64 * 1024, minimum=128),

@@ -3,7 +3,7 @@
 Drives the server with the Python client (``feedclient/``) as two users, an author and a follower.
 Over each transport (SSE, WebSocket, long-poll) it checks that every event type of the contract
 arrives on the right channel — the follower's feed: new_post, post_updated, post_reaction,
-notification, post_deleted; the post's channel: post_updated, post_reaction, new_comment,
+comment_count, notification, post_deleted; the post's channel: post_updated, post_reaction, new_comment,
 comment_like, typing, comment_deleted, post_deleted — and nothing on the wrong one, and that a
 feed reopened with its last event id gets the post it missed, once. It prints each step as it
 goes and exits 1 naming the step that failed and why. Works over ``https://`` and behind nginx.
@@ -18,7 +18,7 @@ import requests
 
 from feedclient import TRANSPORTS, ApiError, FeedClient
 
-FEED_ONLY = {"new_post", "notification"}
+FEED_ONLY = {"new_post", "comment_count", "notification"}
 POST_ONLY = {"new_comment", "comment_deleted", "comment_like", "typing"}
 
 
@@ -193,9 +193,10 @@ class Smoke:
             *[(w, "post_reaction", lambda e: e["reaction_data"]["counts"]["love"] == 1)
               for w in (feed, on_post)]))
         comment = {}
-        step("a comment: new_comment on the post", lambda: arrives(
+        step("a comment: new_comment on the post, comment_count on the feed", lambda: arrives(
             lambda: comment.update(reader.comment(pid, "a smoke comment")),
-            (on_post, "new_comment", lambda e: e["comment"]["id"] == comment["id"])))
+            (on_post, "new_comment", lambda e: e["comment"]["id"] == comment["id"]),
+            (feed, "comment_count", lambda e: e["post_id"] == pid and e["comment_count"] == 1)))
         liked = [(on_post, "comment_like", lambda e: e["comment_id"] == comment["id"])]
         if self.notifications:
             liked.append((feed, "notification",

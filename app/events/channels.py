@@ -20,14 +20,20 @@ def channel_kind(channel):
     return channel.split(":", 1)[0]
 
 
+def feed_channels(author_id, follower_ids):
+    """Return the feeds an event of *author_id*'s goes to: the author's, then each follower's."""
+    channels = [feed_channel(author_id)]
+    channels.extend(feed_channel(uid) for uid in follower_ids if uid != author_id)
+    return channels
+
+
 def post_event_channels(event_type, post_id, author_id, follower_ids):
     """Return the channels of an event about a post, in a stable order.
 
     The feeds are the author's and those of everyone following the author now; every post
     event except ``new_post`` also goes to the post's own channel.
     """
-    channels = [feed_channel(author_id)]
-    channels.extend(feed_channel(uid) for uid in follower_ids if uid != author_id)
+    channels = feed_channels(author_id, follower_ids)
     if event_type != NEW_POST:
         channels.append(post_channel(post_id))
     return channels

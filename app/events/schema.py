@@ -12,6 +12,7 @@ NEW_COMMENT = "new_comment"
 COMMENT_DELETED = "comment_deleted"
 COMMENT_LIKE = "comment_like"
 TYPING = "typing"
+COMMENT_COUNT = "comment_count"  # on feeds only, conflated (app/services/conflation.py)
 NOTIFICATION = "notification"  # on the recipient's own feed only
 # Between processes only, on the ``signouts`` channel no client can open: a login session ended.
 SESSION_ENDED = "session_ended"

@@ -1,4 +1,5 @@
-"""Comments and their likes; each change announced on the post's channel."""
+"""Comments and their likes; each change announced on the post's channel, and a post's
+comment count on the feeds (conflated: :mod:`app.services.conflation`)."""
 from sqlalchemy import and_, delete, or_, select
 
 from app.errors import Forbidden
@@ -8,13 +9,24 @@ from app.extensions import db
 from app.models import Comment, CommentLike
 from app.serializers import comment_json
 from app.services import notifications, notify
-from app.services.counts import like_counts
+from app.services.conflation import COMMENTS, feed_counts
+from app.services.counts import comment_counts, like_counts
 from app.services.lookup import get_comment, get_post
+from app.services.posts import publish_to_feeds
 from app.services.upsert import insert
 
 
 def _announce(post_id, event_type, payload):
     notify.publish([post_channel(post_id)], schema.Event(event_type, {"post_id": post_id, **payload}))
+
+
+def _count_event(post_id):
+    return schema.Event(schema.COMMENT_COUNT, {
+        "post_id": post_id, "comment_count": comment_counts([post_id])[post_id]})
+
+
+def _count_to_feeds(post_id):
+    publish_to_feeds(post_id, _count_event)
 
 
 def comments_page(post_id, limit, after=None):
@@ -45,6 +57,7 @@ def create_comment(author_id, post_id, content):
     db.session.commit()
     data = comment_json(comment)
     _announce(post.id, schema.NEW_COMMENT, {"comment": data})
+    feed_counts().changed(COMMENTS, post.id, _count_to_feeds)
     notifications.announce(created)
     return data
 
@@ -59,6 +72,7 @@ def delete_comment(user_id, comment_id):
     db.session.delete(comment)
     db.session.commit()
     _announce(post_id, schema.COMMENT_DELETED, {"comment_id": comment_id})
+    feed_counts().changed(COMMENTS, post_id, _count_to_feeds)
 
 
 def set_like(user_id, comment_id, liked):

@@ -3,7 +3,7 @@ from sqlalchemy import and_, or_, select
 
 from app.errors import Forbidden
 from app.events import schema
-from app.events.channels import post_event_channels
+from app.events.channels import feed_channels, post_event_channels
 from app.extensions import db
 from app.models import Follow, Post
 from app.models.base import utcnow
@@ -17,6 +17,16 @@ def publish_post_event(event_type, post, payload):
     """Publish an event about *post* to its author's and followers' feeds and its channel."""
     channels = post_event_channels(event_type, post.id, post.author_id, follower_ids(post.author_id))
     notify.publish(channels, schema.Event(event_type, payload))
+
+
+def publish_to_feeds(post_id, event_of):
+    """Publish ``event_of(post_id)`` to the feeds of the post's author and followers.
+
+    Nothing when the post is gone: its ``post_deleted`` told the feeds.
+    """
+    author_id = db.session.scalar(select(Post.author_id).where(Post.id == post_id))
+    if author_id is not None:
+        notify.publish(feed_channels(author_id, follower_ids(author_id)), event_of(post_id))
 
 
 def create_post(author_id, content):

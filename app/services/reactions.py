@@ -1,26 +1,42 @@
-"""Reactions: one per user per post, replaced or removed; counts announced live."""
+"""Reactions: one per user per post, replaced or removed; counts announced live.
+
+The post's channel gets every change; the feeds get the counts conflated (at most once per
+post per ``FEED_COUNTS_SECONDS``, ending on the final counts: :mod:`app.services.conflation`).
+"""
 from sqlalchemy import delete
 
 from app.errors import ValidationFailed
 from app.events import schema
+from app.events.channels import post_channel
 from app.extensions import db
 from app.models import REACTION_TYPES, Reaction
 from app.serializers import reaction_data
-from app.services import notifications
+from app.services import notifications, notify
+from app.services.conflation import REACTIONS, feed_counts
 from app.services.counts import reaction_counts
 from app.services.lookup import get_post
-from app.services.posts import publish_post_event
+from app.services.posts import publish_to_feeds
 from app.services.upsert import insert
+
+
+def _event(post_id):
+    data = reaction_data(reaction_counts([post_id])[post_id])
+    return schema.Event(schema.POST_REACTION, {"post_id": post_id, "reaction_data": data})
+
+
+def _to_feeds(post_id):
+    publish_to_feeds(post_id, _event)
 
 
 def _changed(post, created=()):
     """Commit, then announce the post's new counts and the notifications *created*; return
     the counts."""
     db.session.commit()
-    data = reaction_data(reaction_counts([post.id])[post.id])
-    publish_post_event(schema.POST_REACTION, post, {"post_id": post.id, "reaction_data": data})
+    event = _event(post.id)
+    notify.publish([post_channel(post.id)], event)
+    feed_counts().changed(REACTIONS, post.id, _to_feeds)
     notifications.announce(created)
-    return data
+    return event.payload["reaction_data"]
 
 
 def set_reaction(user_id, post_id, reaction_type):

@@ -150,3 +150,23 @@ def test_notices_name_the_username_beside_a_look_alike_display_name(server, peop
     expect(bob.page.locator("[data-role=typing]")).to_have_text(
         f"Alice (@{mallory.username}) is typing…", timeout=2_000)
     assert bob.errors == [] and mallory.errors == []
+
+
+def test_comment_counts_on_feed_cards_update_live(server, people):
+    alice, bob, carol = people(server, "alice"), people(server, "bob"), people(server, "carol")
+    bob.follow(alice)
+    alice.open("/")
+    post_id = alice.post("Comment on this")
+    bob.open("/")
+    shown = f"[data-post-id='{post_id}'] [data-field=comment_count]"
+    expect(bob.page.locator(shown)).to_have_text("0")
+    first = carol.api("POST", f"/api/posts/{post_id}/comments", {"content": "one"})
+    for page in (alice.page, bob.page):  # no page of that post is open anywhere
+        expect(page.locator(shown)).to_have_text("1", timeout=3_000)
+    carol.api("POST", f"/api/posts/{post_id}/comments", {"content": "two"})
+    carol.api("DELETE", f"/api/comments/{first['id']}")
+    for page in (alice.page, bob.page):
+        expect(page.locator(shown)).to_have_text("1", timeout=3_000)
+        expect(page.locator(f"[data-post-id='{post_id}'] [data-field=comment_noun]")).to_have_text(
+            "comment")
+    assert alice.errors == [] and bob.errors == []

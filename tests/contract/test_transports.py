@@ -1,8 +1,10 @@
 """The same events, the same resume and the same refusals on SSE, WebSocket and long-poll."""
 import itertools
+import time
 import uuid
 from urllib.parse import quote
 
+import gevent
 import pytest
 import requests
 
@@ -188,3 +190,61 @@ def test_a_notification_reaches_the_recipients_feed_and_resumes(user, subscribe,
     bob.call("POST", f"/api/posts/{post['id']}/comments", json={"content": "live"})
     live = resumed.wait_type("notification", count=2)[1]
     assert live["unread"] == 3 and live["notification"]["type"] == "comment"
+
+
+def _storm(people, post_id, rounds):
+    """Each person changes their reaction to the post *rounds* times, all at once; return the
+    number of changes and how long the storm took."""
+    kinds = ["like", "love", "haha", "wow"]
+
+    def change(person, offset):
+        for n in range(rounds):
+            reply = person.call("PUT", f"/api/posts/{post_id}/reaction",
+                                json={"type": kinds[(n + offset) % len(kinds)]})
+            assert reply.status_code == 200, reply.text
+
+    started = time.monotonic()
+    gevent.joinall([gevent.spawn(change, p, i) for i, p in enumerate(people)], raise_error=True)
+    return len(people) * rounds, time.monotonic() - started
+
+
+def test_a_reaction_storm_reaches_the_post_in_full_and_feeds_conflated_to_the_final_counts(
+        server, user, subscribe):
+    alice, bob = user(), user()
+    bob.follow(alice)
+    post = alice.post("going viral")
+    feeds = [subscribe(t, "feed", bob.token) for t in TRANSPORTS]
+    on_post = subscribe("sse", f"post/{post['id']}", bob.token)
+    for subscriber in (*feeds, on_post):
+        _ready(subscriber)
+    changes, took = _storm([user() for _ in range(3)], post["id"], rounds=10)
+    final = alice.call("GET", f"/api/posts/{post['id']}").json()["reaction_counts"]
+    assert len(on_post.wait_type("post_reaction", count=changes)) == changes
+    for feed in feeds:
+        # The trailing edge comes within a window (1 s) of the last change.
+        feed.wait_for(lambda f: (f.of_type("post_reaction") or [{}])[-1]
+                      .get("reaction_data", {}).get("counts") == final)
+        sent = len(feed.of_type("post_reaction"))
+        # The leading edge, then at most one per window while the storm lasted, then the last.
+        assert sent <= took + 2 < changes, (feed.transport, sent, took)
+    assert feeds[0].of_type("post_reaction") == feeds[1].of_type("post_reaction") \
+        == feeds[2].of_type("post_reaction")
+
+
+def test_comment_counts_reach_the_feeds_of_the_authors_followers(user, subscribe):
+    alice, bob, carol = user(), user(), user()
+    bob.follow(alice)
+    post = alice.post("say something")
+    feeds = [subscribe(t, "feed", bob.token) for t in TRANSPORTS]
+    for feed in feeds:
+        _ready(feed)
+    first = carol.call("POST", f"/api/posts/{post['id']}/comments", json={"content": "one"})
+    for feed in feeds:
+        [count] = feed.wait_type("comment_count")
+        assert count == {**count, "post_id": post["id"], "comment_count": 1} and count["id"]
+    carol.call("POST", f"/api/posts/{post['id']}/comments", json={"content": "two"})
+    carol.call("DELETE", f"/api/comments/{first.json()['id']}")
+    for feed in feeds:
+        feed.wait_for(lambda f: f.of_type("comment_count")[-1]["comment_count"] == 1
+                      and len(f.of_type("comment_count")) >= 2)
+        assert all(e["post_id"] == post["id"] for e in feed.of_type("comment_count"))

@@ -9,7 +9,7 @@
 /** Every message type a stream may carry: SSE delivers named events only to named listeners. */
 const MESSAGE_TYPES = [
   "new_post", "post_updated", "post_deleted", "post_reaction", "new_comment",
-  "comment_deleted", "comment_like", "typing", "notification",
+  "comment_deleted", "comment_like", "comment_count", "typing", "notification",
   "connection_established", "ping", "pong", "resync_required", "token_expired", "error",
 ];
 

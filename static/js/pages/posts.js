@@ -13,12 +13,16 @@ export function cardOf(id) {
   return document.querySelector(`[data-post-id="${CSS.escape(id)}"]`);
 }
 
-/** Apply a post event (post_updated, post_deleted, post_reaction) to the card it is about. */
+/**
+ * Apply a post event (post_updated, post_deleted, post_reaction, comment_count) to the card it
+ * is about.
+ */
 export function applyPostEvent(event) {
   const card = cardOf(event.post?.id ?? event.post_id);
   if (!card) return;
   if (event.type === "post_updated") updatePost(card, event.post);
   else if (event.type === "post_reaction") setReactionCounts(card, event.reaction_data.counts);
+  else if (event.type === "comment_count") setCommentCount(card, event.comment_count);
   else if (event.type === "post_deleted") {
     card.classList.add("removed");
     setTimeout(() => card.remove(), 300);
