@@ -49,7 +49,7 @@ def create_app(config=None):
 def register_blueprints(app):
     """Attach every area of the app."""
     from app.api import bp as api
-    from app.auth import bp as auth
+    from app.api.auth import bp as auth
     from app.ops.routes import bp as ops
     from app.pages import bp as pages
     from app.transports.longpoll import bp as poll

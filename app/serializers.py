@@ -2,8 +2,8 @@
 
 List serializers take whole pages and fetch their counts in a constant number of queries.
 """
+from app import counts
 from app.models import REACTION_TYPES
-from app.services import counts
 
 
 def timestamp(value):

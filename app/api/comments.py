@@ -1,10 +1,11 @@
 """Comments and comment likes."""
 from flask_jwt_extended import current_user, jwt_required
 
-from app.api import bp, schemas
+from app.api import bp
 from app.api.openapi import documented
-from app.api.pagination import decode_cursor, encode_cursor
-from app.api.validation import json_body, query_args
+from app.inputs import schemas
+from app.inputs.pagination import decode_cursor, encode_cursor
+from app.inputs.validation import json_body, query_args
 from app.ratelimit import limit_writes
 from app.serializers import comments_json
 from app.services import comments

@@ -9,12 +9,13 @@ from flask import current_app
 from flask_jwt_extended import current_user, jwt_required
 from sqlalchemy import delete
 
-from app.api import bp, schemas
+from app.api import bp
 from app.api.openapi import documented
-from app.api.pagination import decode_cursor, encode_cursor
-from app.api.validation import json_body, query_args
 from app.errors import NotFound, ValidationFailed
 from app.extensions import db
+from app.inputs import schemas
+from app.inputs.pagination import decode_cursor, encode_cursor
+from app.inputs.validation import json_body, query_args
 from app.models import PushSubscription
 from app.models.base import new_id
 from app.ratelimit import limit_writes

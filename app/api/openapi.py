@@ -5,7 +5,8 @@ the app's URL map, so a route cannot exist without appearing in it.
 """
 from flask import current_app
 
-from app.api import idempotency, schemas
+from app.api import idempotency
+from app.inputs import schemas
 
 _ERROR_STATUSES = {"400": "bad JSON", "401": "not authenticated", "403": "not allowed",
                    "404": "not found", "413": "body over 64 KiB", "422": "validation error",

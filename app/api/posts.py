@@ -1,9 +1,10 @@
 """Posts, reactions and typing announcements."""
 from flask_jwt_extended import current_user, jwt_required
 
-from app.api import bp, schemas
+from app.api import bp
 from app.api.openapi import documented
-from app.api.validation import json_body
+from app.inputs import schemas
+from app.inputs.validation import json_body
 from app.ratelimit import limit_typing, limit_writes
 from app.serializers import post_json
 from app.services import posts, reactions, typing

@@ -1,10 +1,11 @@
 """Users, follows and the feed."""
 from flask_jwt_extended import current_user, jwt_required
 
-from app.api import bp, schemas
+from app.api import bp
 from app.api.openapi import documented
-from app.api.pagination import decode_cursor, encode_cursor
-from app.api.validation import query_args
+from app.inputs import schemas
+from app.inputs.pagination import decode_cursor, encode_cursor
+from app.inputs.validation import query_args
 from app.ratelimit import limit_follows
 from app.serializers import posts_json, user_json
 from app.services import follows, posts

@@ -1,6 +1,3 @@
-"""Sign-up, sign-in, tokens (header, cookie, query on streams), logout and stream tickets."""
-from flask import Blueprint
-
-bp = Blueprint("auth", __name__, url_prefix="/api/auth")
-
-from app.auth import routes  # noqa: E402,F401  (registers the routes on bp)
+"""Credentials: tokens (header, cookie, query on streams), password hashing, the sign-in
+back-off, revocation stores, sign-out and stream tickets. The ``/api/auth`` routes that use
+them are in :mod:`app.api.auth`."""

@@ -9,11 +9,11 @@ from flask_jwt_extended import (
 )
 from flask_jwt_extended.exceptions import CSRFError, JWTExtendedException
 
-from app.api import schemas
-from app.api.validation import validate
 from app.auth import tokens
 from app.auth.signout import end_session
 from app.errors import ApiError
+from app.inputs import schemas
+from app.inputs.validation import validate
 from app.pages import bp
 from app.pages.guard import check_login_form_token
 from app.pages.viewer import current_viewer, safe_next

@@ -1,9 +1,10 @@
 """The home page (the feed, or a welcome), the composer, and changes to one's own posts."""
 from flask import redirect, render_template, request, url_for
 
-from app.api import schemas
-from app.api.pagination import decode_cursor, encode_cursor
+from app.counts import viewer_reactions
 from app.events.channels import feed_channel
+from app.inputs import schemas
+from app.inputs.pagination import decode_cursor, encode_cursor
 from app.pages import bp
 from app.pages.forms import read_content
 from app.pages.live import resume_point
@@ -11,7 +12,6 @@ from app.pages.viewer import current_viewer, safe_next, signed_in
 from app.ratelimit import limit_writes
 from app.serializers import posts_json
 from app.services import posts, reactions
-from app.services.counts import viewer_reactions
 from app.services.lookup import get_post
 
 PAGE_SIZE = 20

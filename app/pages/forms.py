@@ -1,8 +1,8 @@
 """Read page forms with the API's own schemas, so a form and a JSON body obey one rule."""
 from flask import flash, request
 
-from app.api.validation import validate
 from app.errors import ApiError
+from app.inputs.validation import validate
 
 
 def read_content(model):

@@ -2,10 +2,10 @@
 from flask import current_app, render_template, request, send_from_directory, url_for
 
 from app.events.channels import feed_channel
+from app.inputs.pagination import decode_cursor, encode_cursor
 from app.pages import bp
 from app.pages.live import resume_point
 from app.pages.viewer import current_viewer, signed_in
-from app.api.pagination import decode_cursor, encode_cursor
 from app.services import notifications
 from app.services.notifications import COMMENT, COMMENT_LIKE, FOLLOW, REACTION
 

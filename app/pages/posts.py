@@ -1,9 +1,9 @@
 """A post's own page: the post, its comments, comment likes and the comment box."""
 from flask import redirect, render_template, request, url_for
 
-from app.api import schemas
-from app.api.pagination import decode_cursor, encode_cursor
 from app.events.channels import post_channel
+from app.inputs import schemas
+from app.inputs.pagination import decode_cursor, encode_cursor
 from app.pages import bp
 from app.pages.forms import read_content
 from app.pages.live import resume_point

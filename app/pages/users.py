@@ -1,8 +1,8 @@
 """A person's profile: who they are, follow or unfollow them, their posts."""
 from flask import redirect, render_template, request, url_for
 
-from app.api.pagination import decode_cursor, encode_cursor
 from app.events.channels import feed_channel
+from app.inputs.pagination import decode_cursor, encode_cursor
 from app.pages import bp
 from app.pages.live import resume_point
 from app.pages.viewer import current_viewer, signed_in

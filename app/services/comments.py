@@ -2,6 +2,7 @@
 comment count on the feeds (conflated: :mod:`app.services.conflation`)."""
 from sqlalchemy import and_, delete, or_, select
 
+from app.counts import comment_counts, like_counts
 from app.errors import Forbidden
 from app.events import schema
 from app.events.channels import post_channel
@@ -10,7 +11,6 @@ from app.models import Comment, CommentLike
 from app.serializers import comment_json
 from app.services import notifications, notify
 from app.services.conflation import COMMENTS, feed_counts
-from app.services.counts import comment_counts, like_counts
 from app.services.lookup import get_comment, get_post
 from app.services.posts import publish_to_feeds
 from app.services.upsert import insert

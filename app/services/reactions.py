@@ -5,6 +5,7 @@ post per ``FEED_COUNTS_SECONDS``, ending on the final counts: :mod:`app.services
 """
 from sqlalchemy import delete
 
+from app.counts import reaction_counts
 from app.errors import ValidationFailed
 from app.events import schema
 from app.events.channels import post_channel
@@ -13,7 +14,6 @@ from app.models import REACTION_TYPES, Reaction
 from app.serializers import reaction_data
 from app.services import notifications, notify
 from app.services.conflation import REACTIONS, feed_counts
-from app.services.counts import reaction_counts
 from app.services.lookup import get_post
 from app.services.posts import publish_to_feeds
 from app.services.upsert import insert

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.api import schemas
-from app.api.validation import validate
 from app.errors import ValidationFailed
+from app.inputs import schemas
+from app.inputs.validation import validate
 from tests.support.pageforms import ORIGIN
 
 REFUSED = ["evil\u202eecila", "ali\u200bce", "\u2066alice\u2069", "a\u200db", "bob\u00ad",

@@ -1,5 +1,5 @@
 """``/api/auth``: register, login, refresh, logout and stream tickets."""
-from flask import jsonify, request
+from flask import Blueprint, jsonify, request
 from flask_jwt_extended import (
     current_user,
     get_jwt,
@@ -9,15 +9,17 @@ from flask_jwt_extended import (
     unset_jwt_cookies,
 )
 
-from app.api import schemas
 from app.api.openapi import documented
-from app.api.validation import json_body
-from app.auth import bp, stores, tokens
+from app.auth import stores, tokens
 from app.auth.signout import end_session
 from app.errors import Unauthorized, error_response
+from app.inputs import schemas
+from app.inputs.validation import json_body
 from app.ratelimit import limit_auth, limit_refresh, limit_tickets
 from app.serializers import user_json
 from app.services import users
+
+bp = Blueprint("auth", __name__, url_prefix="/api/auth")
 
 
 def _signed_in(user, status):
