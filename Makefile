@@ -33,7 +33,7 @@ unit: $(VENV)/.dev
 	$(BIN)/pytest tests/unit tests/integration/test_broker.py -m "not redis" $(PYTEST_ARGS)
 
 services:
-	scripts/ensure-services.sh redis postgres chromium nginx
+	scripts/ensure-services.sh redis postgres chromium nginx nchan
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache
@@ -45,15 +45,16 @@ $(VENV)/.bench: bench/requirements.txt $(VENV)/.runtime
 	$(BIN)/pip install --disable-pip-version-check -q -r bench/requirements.txt
 	touch $@
 
-## bench: this project and Flask-SSE on gunicorn+gevent+Redis, same scenarios, one run (~15 min);
-## prints the table with ratios and writes bench/results/<date>.json. BENCH_ARGS=--smoke: small.
+## bench: this project, Flask-SSE (gunicorn+gevent+Redis) and nchan (nginx+Redis), same scenarios,
+## one run (~20 min); prints the table with ratios and writes bench/results/<date>.json.
+## BENCH_ARGS=--smoke: small.
 bench: $(VENV)/.bench
-	scripts/ensure-services.sh redis
+	scripts/ensure-services.sh redis nchan
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 ## bench-smoke: every scenario, small N and a few seconds each (tests/e2e/test_bench_smoke.py)
 bench-smoke: $(VENV)/.bench
-	scripts/ensure-services.sh redis
+	scripts/ensure-services.sh redis nchan
 	$(BIN)/python -m bench --smoke $(BENCH_ARGS)
 
 # -- Faults, fuzzing and security checks (tests/chaos) ------------------------------------------

@@ -1,6 +1,7 @@
-"""``python -m bench``: run the benchmark scenarios against this project and Flask-SSE, in one run.
+"""``python -m bench``: run the benchmark scenarios against this project, Flask-SSE and nchan,
+in one run.
 
-Prints the results table with our ratio to Flask-SSE and writes the raw JSON to
+Prints the results table with our ratio to each peer and writes the raw JSON to
 ``bench/results/<date>.json``. ``--smoke`` runs every scenario small and short (CI).
 """
 import argparse
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 
 from bench import fanout, report, scenarios
-from bench.targets import ROOT, FlaskSSE, Ours, Redis
+from bench.targets import ROOT, FlaskSSE, Nchan, Ours, Redis
 
 PROFILE_DIR = None
 
@@ -62,7 +63,7 @@ def _new_loop():
         return asyncio.new_event_loop(), "asyncio"
 
 
-def _run_target(loop, target, redis, sizes, variants, users=None, one_worker=False,
+def _run_target(loop, target, redis, sizes, users=None, one_worker=False,
                 only=scenarios.STEPS):
     target.prepare()
     target.start()
@@ -71,8 +72,7 @@ def _run_target(loop, target, redis, sizes, variants, users=None, one_worker=Fal
     if users:
         run.users = users
     try:
-        loop.run_until_complete(scenarios.run_all(run, variants, one_worker=one_worker,
-                                                    only=only))
+        loop.run_until_complete(scenarios.run_all(run, one_worker=one_worker, only=only))
     finally:
         target.stop()
         redis.drop_prefix(target.prefix)
@@ -99,8 +99,8 @@ def main(argv=None):
     parser.add_argument("--smoke", action="store_true", help="small N, a few seconds each")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results",
                         help="where the raw JSON goes")
-    parser.add_argument("--targets", default="ours,flask_sse",
-                        help="comma-separated: ours, flask_sse")
+    parser.add_argument("--targets", default="ours,flask_sse,nchan",
+                        help="comma-separated: ours, flask_sse, nchan")
     parser.add_argument("--no-one-worker", action="store_true",
                         help="skip the 10,000 streams on one worker scenario")
     parser.add_argument("--n", type=int, help="subscribers of the one-channel scenarios")
@@ -142,18 +142,19 @@ def main(argv=None):
     ours = Ours(_redis_url()) if "ours" in wanted else None
     try:
         if ours is not None:
-            ours_run = _run_target(loop, ours, redis, sizes, variants=True,
-                                   only=only)
+            ours_run = _run_target(loop, ours, redis, sizes, only=only)
             results += ours_run.results
         if "flask_sse" in wanted:
-            results += _run_target(loop, FlaskSSE(_redis_url()), redis, sizes, variants=False,
+            results += _run_target(loop, FlaskSSE(_redis_url()), redis, sizes,
                                    only=only).results
             notes.append("Flask-SSE is not run with 10,000 streams on one worker: it opens one "
                          "Redis connection per stream, and Redis refuses clients beyond "
                          "maxclients (10,000 by default).")
+        if "nchan" in wanted:
+            results += _run_target(loop, Nchan(_redis_url()), redis, sizes, only=only).results
         if ours is not None and not args.no_one_worker:
             one = _run_target(loop, Ours(_redis_url(), workers=1, workdir=ours.workdir),
-                              redis, sizes, variants=False, users=ours_run.users,
+                              redis, sizes, users=ours_run.users,
                               one_worker=True)
             results += one.results
         if "fanout" in only:

@@ -132,6 +132,7 @@ class Http:
     def __init__(self, host, port, token=None):
         self.host, self.port, self.token = host, port, token
         self.reader = self.writer = None
+        self.headers = {}
 
     async def _connect(self):
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
@@ -142,12 +143,15 @@ class Http:
             self.writer.close()
             self.writer = None
 
-    async def call(self, method, path, body=None, token=None):
-        """Send a request; return ``(status, body bytes)``. Retries once on a stale connection."""
+    async def call(self, method, path, body=None, token=None, headers=()):
+        """Send a request; return ``(status, body bytes)``. Retries once on a stale connection.
+
+        The answer's headers are in ``self.headers`` (lower-case names) until the next call.
+        """
         payload = b"" if body is None else orjson.dumps(body)
         token = token or self.token
         head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}",
-                f"Content-Length: {len(payload)}"]
+                f"Content-Length: {len(payload)}", *headers]
         if body is not None:
             head.append("Content-Type: application/json")
         if token:
@@ -169,8 +173,10 @@ class Http:
         status_line = await self.reader.readuntil(b"\r\n")
         status = int(status_line.split(b" ", 2)[1])
         length, chunked, close = None, False, False
+        self.headers = {}
         while (line := await self.reader.readuntil(b"\r\n")) != b"\r\n":
             name, _, value = line.partition(b":")
+            self.headers[name.strip().lower().decode()] = value.strip().decode()
             name, value = name.strip().lower(), value.strip().lower()
             if name == b"content-length":
                 length = int(value)
@@ -237,3 +243,36 @@ class Poller:
         if self.task is not None:
             self.task.cancel()
         self.http.close()
+
+
+class NchanPoller(Poller):
+    """nchan's long-poll: one message per answer, the next request carries the answer's
+    ``Last-Modified`` and ``Etag`` back as ``If-Modified-Since`` and ``If-None-Match``.
+
+    Each answer is kept in our shape (``{"events": [message]}``) for the same analysis.
+    """
+
+    async def run(self, tally):
+        """Poll until cancelled."""
+        since = None
+        while True:
+            headers = [f"If-Modified-Since: {since[0]}", f"If-None-Match: {since[1]}"] \
+                if since else []
+            try:
+                status, body = await self.http.call("GET", self.path, headers=headers)
+            except (OSError, asyncio.IncompleteReadError) as exc:
+                self.errors.append(repr(exc))
+                await asyncio.sleep(0.5)
+                continue
+            at = time.time()
+            if status in (304, 408):  # nothing within nchan's subscriber timeout
+                continue
+            if status != 200:
+                self.errors.append(f"HTTP {status}")
+                await asyncio.sleep(0.5)
+                continue
+            self.answers.append((at, b'{"events":[' + body + b"]}"))
+            since = (self.http.headers.get("last-modified"), self.http.headers.get("etag"))
+            n = body.count(MARK)
+            self.count += n
+            tally.events += n

@@ -1,4 +1,4 @@
-"""The results table, our ratio to Flask-SSE, and the issue's targets checked."""
+"""The results table, our ratios to Flask-SSE and nchan, and the goals checked."""
 
 
 def _fmt(value, digits=0):
@@ -15,24 +15,29 @@ def _ratio(a, b):
     return round(a / b, 2)
 
 
+PEERS = {"flask_sse": "Flask-SSE", "nchan": "nchan"}
+
+
 def compare(results):
-    """Return, per scenario run by both, ours ÷ Flask-SSE (throughput) and theirs ÷ ours (costs)."""
+    """Return, per peer and scenario run by both, ours ÷ theirs (throughput) and theirs ÷ ours
+    (costs): above 1 is better for us."""
     ours = {r["scenario"]: r for r in results if r["target"] == "ours"}
-    peer = {r["scenario"]: r for r in results if r["target"] == "flask_sse"}
     out = []
-    for name, mine in ours.items():
-        theirs = peer.get(name)
-        if theirs is None:
-            continue
-        out.append({
-            "scenario": name,
-            "deliveries_per_s": _ratio(mine["deliveries_per_s"], theirs["deliveries_per_s"]),
-            "server_cpu_per_delivery": _ratio(theirs["server_cpu_us_per_delivery"],
-                                              mine["server_cpu_us_per_delivery"]),
-            "p99": _ratio(theirs["latency_ms"]["p99"], mine["latency_ms"]["p99"]),
-            "idle_rss_per_stream": _ratio(theirs.get("idle_rss_kb_per_stream"),
-                                          mine.get("idle_rss_kb_per_stream")),
-        })
+    for peer in PEERS:
+        theirs_by = {r["scenario"]: r for r in results if r["target"] == peer}
+        for name, mine in ours.items():
+            theirs = theirs_by.get(name)
+            if theirs is None:
+                continue
+            out.append({
+                "peer": peer, "scenario": name,
+                "deliveries_per_s": _ratio(mine["deliveries_per_s"], theirs["deliveries_per_s"]),
+                "server_cpu_per_delivery": _ratio(theirs["server_cpu_us_per_delivery"],
+                                                  mine["server_cpu_us_per_delivery"]),
+                "p99": _ratio(theirs["latency_ms"]["p99"], mine["latency_ms"]["p99"]),
+                "idle_rss_per_stream": _ratio(theirs.get("idle_rss_kb_per_stream"),
+                                              mine.get("idle_rss_kb_per_stream")),
+            })
     return out
 
 
@@ -60,7 +65,7 @@ def check_targets(results):
         check("1 channel, max rate: ≤ 40 µs server CPU per delivery", cpu,
               cpu is not None and cpu <= 40, "µs")
         kb = mx.get("idle_rss_kb_per_stream")
-        check("≤ 24 KB server RSS per idle SSE stream", kb, kb is not None and kb <= 24, "KB")
+        check("≤ 16 KB server RSS per idle SSE stream", kb, kb is not None and kb <= 16, "KB")
     r = _get(results, "sse_1ch_2eps")
     if r:
         p99 = r["latency_ms"]["p99"]
@@ -85,8 +90,36 @@ def check_targets(results):
     ws = _get(results, "ws_1ch_max")
     if ws and mx and ws["server_cpu_us_per_delivery"] and mx["server_cpu_us_per_delivery"]:
         ratio = _ratio(ws["server_cpu_us_per_delivery"], mx["server_cpu_us_per_delivery"])
-        check("WebSocket CPU per delivery ≤ 1.5× SSE's", ratio, ratio <= 1.5, "×")
+        check("WebSocket CPU per delivery ≤ 1.2× SSE's", ratio, ratio <= 1.2, "×")
+    _check_against_nchan(results, check)
     return checks
+
+
+def _cost(result, key):
+    if result is None:
+        return None
+    return result["latency_ms"]["p99"] if key == "p99" else result[key]
+
+
+def _check_against_nchan(results, check):
+    """The goals against nchan: ours ÷ nchan's, from the same run (≤ 1: as cheap or better)."""
+    poll_name = next((r["scenario"] for r in results if r["scenario"].startswith("poll_1ch_")),
+                     None)
+    for scenario, key, label, limit in (
+            ("sse_1ch_2eps", "server_cpu_us_per_delivery",
+             "1 channel at 2 events/s: server CPU per delivery ≤ nchan's", 1.0),
+            ("sse_1ch_2eps", "p99", "1 channel at 2 events/s: p99 ≤ nchan's", 1.0),
+            (poll_name, "server_cpu_us_per_delivery",
+             "long-poll: server CPU per delivery ≤ 2× nchan's long-poll", 2.0)):
+        ours, theirs = _get(results, scenario), _get(results, scenario, "nchan")
+        if ours and theirs:
+            ratio = _ratio(_cost(ours, key), _cost(theirs, key))
+            check(label, ratio, ratio is not None and ratio <= limit, "× nchan")
+    poll, sse = _get(results, poll_name), _get(results, "sse_1ch_2eps")
+    if poll and sse:
+        ratio = _ratio(poll["server_cpu_us_per_delivery"], sse["server_cpu_us_per_delivery"])
+        check("long-poll CPU per delivery ≤ 10× SSE's", ratio,
+              ratio is not None and ratio <= 10, "×")
 
 
 COLUMNS = [("scenario", "scenario"), ("target", "server"), ("streams", "streams"),
@@ -134,14 +167,17 @@ def render(document):
                                                                          r["target"]))]
     if rows:
         parts.append(markdown([label for _, label in COLUMNS], rows))
-    if document["comparison"]:
-        parts += ["", "Ours compared with Flask-SSE (higher is better for us):", ""]
+    for peer, label in PEERS.items():
+        rows = [c for c in document["comparison"] if c.get("peer", "flask_sse") == peer]
+        if not rows:
+            continue
+        parts += ["", f"Ours compared with {label} (higher is better for us):", ""]
         parts.append(markdown(
             ["scenario", "deliveries/s ×", "CPU per delivery ×", "p99 ×", "idle RSS ×"],
             [[c["scenario"], *(_fmt(c[k], 2) for k in ("deliveries_per_s",
                                                         "server_cpu_per_delivery", "p99",
                                                         "idle_rss_per_stream"))]
-             for c in document["comparison"]]))
+             for c in rows]))
     if document["targets"]:
         parts += ["", "Targets:", ""]
         parts.append(markdown(["target", "measured", "met"], [

@@ -3,9 +3,10 @@ import asyncio
 import gc
 import resource
 import time
+import uuid
 
 from bench import analyze
-from bench.client import Http, Poller, Tally, open_streams, sse_request, ws_request
+from bench.client import Http, NchanPoller, Poller, Tally, open_streams, sse_request, ws_request
 from bench.targets import cpu_seconds, rss_kb
 
 FULL = {"n": 5000, "max_seconds": 15, "latency_seconds": 20, "channels": 100, "spread_rate": 50,
@@ -72,6 +73,9 @@ class Run:
 
     async def setup(self):
         """Register the stream users, an author and the author's followers."""
+        if not self.target.has_api:  # channels by name, nobody to register
+            self.users = [(f"user{i}", None, f"user{i}") for i in range(self.sizes["users"])]
+            return
         self.users = await self.register("bench_user_", self.sizes["users"])
         [self.author] = await self.register("bench_author_", 1)
         self.followers = await self.register("bench_follower_", self.sizes["followers"])
@@ -85,6 +89,9 @@ class Run:
 
     async def new_posts(self, count):
         """Create *count* posts by the first stream user; return their ids."""
+        if not self.target.has_api:
+            return [uuid.uuid4().hex[:12] for _ in range(count)]
+
         async def one(i, http):
             status, body = await http.call("POST", "/api/posts", {"content": f"post {i}"},
                                            token=self.users[0][1])
@@ -99,7 +106,8 @@ class Run:
         """Open one stream per ``(kind, key, token)``; return them and the failures."""
         target = self.target
         if transport == "poll":
-            pollers = [Poller(self.host, self.port, target.stream_path("poll", kind, key), token)
+            kind_of = NchanPoller if target.poller == "nchan" else Poller
+            pollers = [kind_of(self.host, self.port, target.stream_path("poll", kind, key), token)
                        for kind, key, token in specs]
             for poller in pollers:
                 poller.task = asyncio.ensure_future(poller.run(self.tally))
@@ -110,7 +118,7 @@ class Run:
         requests = [make(target.stream_path(transport, kind, key), token)
                     for kind, key, token in specs]
         return await open_streams(self.host, self.port, requests, self.tally,
-                                  wait_first=target.name == "ours")
+                                  wait_first=target.answers_at_once)
 
     async def warm(self, streams, publish, timeout=60):
         """Publish warm-up events until every stream got one; return the indexes of the rest."""
@@ -129,9 +137,9 @@ class Run:
     # -- publishing -------------------------------------------------------------------------
 
     async def _comment(self, http, post_id, content):
-        status, _ = await http.call("POST", f"/api/posts/{post_id}/comments",
-                                    {"content": content}, token=self.users[-1][1])
-        return status == 201
+        method, path, body = self.target.publish_request(post_id, content)
+        status, _ = await http.call(method, path, body, token=self.users[-1][1])
+        return status in self.target.published
 
     async def _post(self, http, content):
         status, _ = await http.call("POST", "/api/posts", {"content": content},
@@ -419,7 +427,7 @@ async def feed(run):
 STEPS = ("sse", "spread", "feed", "ws", "poll")
 
 
-async def run_all(run, with_variants, one_worker=False, only=STEPS):
+async def run_all(run, one_worker=False, only=STEPS):
     """Run every scenario this target supports; return the results."""
     sizes = run.sizes
     if one_worker:
@@ -431,12 +439,14 @@ async def run_all(run, with_variants, one_worker=False, only=STEPS):
     await run.setup()
     steps = [("sse", "sse one channel", lambda: one_channel(run, "sse", sizes["n"])),
              ("spread", "sse spread", lambda: spread(run, sizes["n"])),
-             ("feed", "sse feed fan-out", lambda: feed(run))]
-    if with_variants:
-        steps += [("ws", "ws one channel", lambda: one_channel(run, "ws", sizes["ws_n"])),
-                  ("poll", "long-poll one channel",
-                   lambda: one_channel(run, "poll", sizes["poll_n"], phases=("2eps",)))]
-    steps = [step for step in steps if step[0] in only]
+             ("feed", "sse feed fan-out", lambda: feed(run)),
+             ("ws", "ws one channel", lambda: one_channel(run, "ws", sizes["ws_n"])),
+             ("poll", "long-poll one channel",
+              lambda: one_channel(run, "poll", sizes["poll_n"], phases=("2eps",)))]
+    target = run.target
+    steps = [step for step in steps if step[0] in only
+             and (step[0] != "feed" or target.feeds)
+             and (step[0] not in ("ws", "poll") or step[0] in target.transports)]
     for index, (key, label, step) in enumerate(steps):
         started = time.monotonic()
         await step()

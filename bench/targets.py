@@ -1,5 +1,6 @@
 """The servers under test, started the production way, and what /proc says they cost."""
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -146,13 +147,23 @@ class PrivateRedis:
 
 
 class Target:
-    """One gunicorn server (gevent workers) under test.
+    """One server under test (gunicorn with gevent workers, or nginx).
 
     Subclasses give the command, the environment and the stream paths.
     """
 
     name = label = None
     transports = ("sse",)
+    has_api = True  # users, follows and posts through the JSON API (else channels by name)
+    feeds = True  # the feed fan-out scenario (it needs a follower graph)
+    answers_at_once = True  # a stream's first bytes come as it opens (open_streams waits)
+    published = (201,)  # the statuses of a publish that went through
+    poller = "ours"  # the long-poll protocol: ours (cursor) or nchan (Last-Modified/Etag)
+
+    def publish_request(self, post_id, content):
+        """Return ``(method, path, JSON body)`` of a request that publishes *content* to a
+        post's channel: a comment, for the servers with our API."""
+        return "POST", f"/api/posts/{post_id}/comments", {"content": content}
 
     def __init__(self, redis_url, workers=2, workdir=None, extra_env=None):
         self.redis_url = redis_url
@@ -295,6 +306,7 @@ class FlaskSSE(Target):
 
     name, label = "flask_sse", "Flask-SSE 1.0.0"
     cwd = ROOT / "bench" / "peers"
+    answers_at_once = False  # nothing before the first event
 
     def env(self):
         return {**super().env(), "GUNICORN_WORKER_CONNECTIONS": "12000",
@@ -306,3 +318,68 @@ class FlaskSSE(Target):
     def stream_path(self, transport, kind, key):
         # Flask-SSE has no authentication: the channel is named in the URL.
         return f"/stream?channel={self.prefix}:{kind}:{key}"
+
+
+NCHAN_MODULE = "/usr/lib/nginx/modules/ngx_nchan_module.so"
+
+
+def nchan_version():
+    """Return the installed libnginx-mod-nchan's version, or None when it is not installed."""
+    done = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "libnginx-mod-nchan"],
+                          capture_output=True, text=True)
+    if done.returncode != 0 or not Path(NCHAN_MODULE).exists():
+        return None
+    return done.stdout.split(":")[-1].split("+")[0]
+
+
+class Nchan(Target):
+    """The ceiling: nchan (C, inside nginx) with its Redis storage, bench/peers/nchan.conf.
+
+    No users and no database: channels are named in the URL, and the load generator POSTs whole
+    event objects (``ts`` stamped as it sends) to ``/pub/<channel>``, which nchan stores in Redis
+    and sends as they are. SSE, WebSocket and long-poll subscribe at ``/sub/<channel>``.
+    """
+
+    name = "nchan"
+    transports = ("sse", "ws", "poll")
+    has_api = feeds = False
+    published = (201, 202)  # 202: accepted, nobody subscribed at that moment
+    poller = "nchan"
+    cwd = ROOT
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.label = f"nchan {nchan_version()}"
+        self.config = self.workdir / "nginx.conf"
+
+    def prepare(self):
+        if nchan_version() is None:
+            raise RuntimeError("nchan is not installed: scripts/ensure-services.sh nchan "
+                               "installs Debian's nginx and libnginx-mod-nchan")
+        (self.workdir / "tmp").mkdir(exist_ok=True)
+        template = (ROOT / "bench" / "peers" / "nchan.conf").read_text()
+        # nchan takes redis://host:port; its keys go under the prefix (dropped after the run).
+        self.config.write_text(template.format(
+            module=NCHAN_MODULE, workers=self.workers, workdir=self.workdir, host=self.host,
+            port=self.port, redis_url=self.redis_url.rsplit("/", 1)[0], prefix=self.prefix))
+
+    def command(self):
+        return ["nginx", "-c", str(self.config), "-p", str(self.workdir), "-g", "daemon off;"]
+
+    def restart(self):
+        """Stop at once (nginx's fast shutdown is SIGTERM) and start again on the same port."""
+        self._end(signal.SIGTERM)
+        self.start()
+
+    def cleanup(self):
+        """Delete nginx's temporary folders and files; keep its logs."""
+        shutil.rmtree(self.workdir / "tmp", ignore_errors=True)
+        super().cleanup()
+
+    def stream_path(self, transport, kind, key):
+        return f"/sub/{self.prefix}-{kind}-{key}"
+
+    def publish_request(self, post_id, content):
+        event = {"type": "new_comment", "ts": int(time.time() * 1000), "post_id": post_id,
+                 "comment": {"content": content}}
+        return "POST", f"/pub/{self.prefix}-post-{post_id}", event

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Make sure what the test suite talks to is installed and running: Redis on 127.0.0.1:6379 and
 # PostgreSQL on 127.0.0.1:5432 (user postgres, trust), Debian's Chromium for the browser tests and
-# Debian's nginx for the proxy tests (which start their own nginx processes).
+# Debian's nginx for the proxy tests (which start their own nginx processes), and nchan
+# (libnginx-mod-nchan), the benchmark's peer.
 # Installs Debian packages where missing. Idempotent: a service already up is left alone.
-# Usage: scripts/ensure-services.sh [redis] [postgres] [chromium] [nginx]   (default: all)
+# Usage: scripts/ensure-services.sh [redis] [postgres] [chromium] [nginx] [nchan]   (default: all)
 set -euo pipefail
 
 wanted=("$@")
-[ ${#wanted[@]} -eq 0 ] && wanted=(redis postgres chromium nginx)
+[ ${#wanted[@]} -eq 0 ] && wanted=(redis postgres chromium nginx nchan)
 
 say() { printf '[services] %s\n' "$*"; }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -64,6 +65,15 @@ ensure_nginx() {
   # Debian's package may start a system nginx on port 80: the tests do not need it.
   if command -v service >/dev/null; then service nginx stop >/dev/null 2>&1 || true; fi
   say "nginx: installed"
+}
+
+# Installed only: the benchmark starts nginx with nchan on a config of its own.
+ensure_nchan() {
+  if [ -f /usr/lib/nginx/modules/ngx_nchan_module.so ]; then say "nchan: installed"; return; fi
+  ensure_nginx
+  apt_install libnginx-mod-nchan
+  if command -v service >/dev/null; then service nginx stop >/dev/null 2>&1 || true; fi
+  say "nchan: installed"
 }
 
 for service in "${wanted[@]}"; do
