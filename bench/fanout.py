@@ -44,7 +44,10 @@ class PostgresOurs(Ours):
 
     def __init__(self, redis_url, database_url, workdir=None):
         self._database_url = database_url
-        super().__init__(redis_url, workers=2, workdir=workdir)
+        # Every reaction fans out to the feeds, none conflated: the phase measures what one
+        # reaction's fan-out costs (a reaction that opens a conflation window, the worst case).
+        super().__init__(redis_url, workers=2, workdir=workdir,
+                         extra_env={"FEED_COUNTS_SECONDS": "0"})
 
     def database_url(self):
         return self._database_url
