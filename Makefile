@@ -61,7 +61,7 @@ bench-smoke: $(VENV)/.bench
 .PHONY: chaos
 
 ## chaos: the full tier of tests/chaos (make test runs it at a fifth of the clients and time);
-## writes the figures, date and machine to docs/reliability.md (~30 min).
+## writes the figures, date and machine to docs/reliability.md (~50 min on 2 cores).
 chaos: $(VENV)/.dev
 	scripts/ensure-services.sh redis postgres
 	CHAOS_SCALE=1 CHAOS_REPORT=docs/reliability.md $(BIN)/pytest --require-services tests/chaos $(PYTEST_ARGS)
