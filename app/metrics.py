@@ -23,6 +23,8 @@ STREAMS_OPEN = Gauge("feed_open_connections", "Open streams by transport and cha
                      ["transport", "kind"], multiprocess_mode="livesum")
 EVENTS_PUBLISHED = Counter("feed_events_published", "Events published, one per channel",
                            ["type"])
+EVENTS_COLD = Counter("feed_events_cold", "Events skipped on a cold channel (no stream read it "
+                      "within the history window + 7 days), one per channel", ["type"])
 EVENTS_DELIVERED = Counter("feed_events_delivered", "Events written to clients", ["transport"])
 DELIVERY_LATENCY = Histogram(
     "feed_delivery_latency_seconds", "From publish to the write to a client",

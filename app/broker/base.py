@@ -48,6 +48,11 @@ class Broker(ABC):
     def publish(self, channels, event):
         """Publish *event* to every channel in *channels*; return the ids it got, in order.
 
+        A replayable event skips a cold channel, one that no stream has read (opened,
+        resumed, polled) within ``history_max_seconds`` + 7 days and none listens to: no
+        client can resume there, since its next read starts a new epoch. Its id is None.
+        The work of a publish thus follows the channels in use, not every follower ever.
+
         :raises BrokerUnavailable: when the event could not be published.
         """
 

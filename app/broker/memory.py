@@ -6,19 +6,21 @@ from app.broker.base import Broker, Replay
 from app.events.wire import Message, Position, new_epoch
 
 
-# How long a quiet channel's position (epoch and sequence number) outlives its history, as
-# the Redis broker's channel metadata does: a client that saw the last event may still resume.
+# How long a channel's position (epoch and sequence number) outlives its last read beyond the
+# history window, as the Redis broker's channel metadata does: a client that saw the last event
+# may still resume. A channel not read for that long, with no local stream, is cold.
 POSITION_GRACE_SECONDS = 7 * 86400
 
 
 class _Channel:
-    __slots__ = ("epoch", "seq", "history", "touched")
+    __slots__ = ("epoch", "seq", "history", "touched", "read_at")
 
     def __init__(self, now):
         self.epoch = new_epoch()
         self.seq = 0
         self.history = None  # a deque of (monotonic time, Message) once it has events
         self.touched = now  # when it was made or last had an event
+        self.read_at = now  # when a stream last opened or resumed it
 
 
 class MemoryBroker(Broker):
@@ -28,9 +30,10 @@ class MemoryBroker(Broker):
     epoch in every id makes visible to resuming clients (they get ``resync_required``).
 
     As Redis expires its keys, a channel quiet for ``history_max_seconds`` loses its history
-    (a resume from before its last event gets ``resync_required``), and one quiet for a week
-    more, with no local stream, is forgotten: memory follows the channels in use, not every
-    channel ever used.
+    (a resume from before its last event gets ``resync_required``), and one nobody read for a
+    week more, with no local stream, is forgotten. A forgotten (or never read) channel is cold:
+    a publish skips it, and its next read starts a new epoch. Memory and work follow the
+    channels in use, not every channel ever used.
 
     :param clock: the monotonic clock, in seconds (tests pass their own).
     """
@@ -46,6 +49,7 @@ class MemoryBroker(Broker):
         state = self._channels.get(name)
         if state is None:
             state = self._channels[name] = _Channel(now)
+        state.read_at = now
         return state
 
     def _sweep(self, now):
@@ -57,22 +61,27 @@ class MemoryBroker(Broker):
         forget_since = quiet_since - POSITION_GRACE_SECONDS
         listened = self.hub.channels
         for name, state in list(self._channels.items()):
-            if state.touched >= quiet_since:
-                continue
-            if state.touched < forget_since and name not in listened:
+            if state.read_at < forget_since and name not in listened:
                 del self._channels[name]
-            else:
+            elif state.touched < quiet_since:
                 state.history = None  # every event in it is past the window
 
     def publish(self, channels, event):
-        """Append *event* to each channel's history and hand it to local subscribers."""
+        """Append *event* to each channel's history and hand it to local subscribers.
+
+        A cold channel gets nothing, and None for its id.
+        """
         head, tail = event.encode()
         ids = []
         now = self._clock()
+        self._sweep(now)
         for name in channels:
             event_id = None
             if event.replayable:
-                state = self._channel(name, now)
+                state = self._channels.get(name)
+                if state is None:
+                    ids.append(None)
+                    continue
                 state.seq += 1
                 event_id = Position(state.epoch, state.seq).event_id
             message = Message(event.type, head + event_id.encode() + tail if event_id else head,

@@ -3,6 +3,7 @@
 import logging
 import os
 
+import gevent
 import redis
 from redis.connection import parse_url
 
@@ -16,6 +17,13 @@ from app.events.wire import Position, new_epoch, unpack
 log = logging.getLogger(__name__)
 
 _ERRORS = redis_client.ERRORS
+
+# How often a worker renews the metadata of the channels its streams listen to. Only reads
+# renew it otherwise (a publish does not, see app.broker.scripts), and a stream may stay open
+# for longer than the metadata lives. Far below that lifetime (the history window + 7 days).
+KEEP_WARM_SECONDS = 3600
+# Channels renewed per pipeline: one round trip each, without one long Redis call for all.
+_KEEP_WARM_BATCH = 1000
 
 # What the reset script publishes in place of an event type: a channel's history restarted.
 # The listener turns it into a checkpoint; it never reaches a stream as a message.
@@ -49,6 +57,7 @@ class RedisBroker(Broker):
         self._names = {}  # pub/sub name -> channel
         self._lost = set()  # channels whose publish may not have happened
         self._started = False
+        self._warmer = None
         self.meta_ttl_ms = (self.history_max_seconds + 7 * 86400) * 1000
         self.listener = self._listener(url, health_seconds)
 
@@ -78,7 +87,10 @@ class RedisBroker(Broker):
     # -- publishing and history -------------------------------------------------------------
 
     def publish(self, channels, event):
-        """Publish *event* to *channels* in one pipelined round trip; return their ids."""
+        """Publish *event* to *channels* in one pipelined round trip; return their ids.
+
+        A cold channel (see :mod:`app.broker.scripts`) gets nothing, and None for its id.
+        """
         head, tail = event.encode()
         try:
             self._repair_lost()
@@ -87,8 +99,8 @@ class RedisBroker(Broker):
                 if event.replayable:
                     self.scripts.run(pipe, "publish", self._keys(channel), [
                         head, tail, event.type, event.ts, self.history_max_events,
-                        self.history_max_seconds * 1000, self.meta_ttl_ms, new_epoch(),
-                        self._pubsub_name(channel), self.publish_command])
+                        self.history_max_seconds * 1000, self._pubsub_name(channel),
+                        self.publish_command])
                 else:
                     self.scripts.run(pipe, "publish_ephemeral", [self._pubsub_name(channel)], [
                         self.wire(event.type, None, event.ts, head, tail), self.publish_command])
@@ -106,7 +118,7 @@ class RedisBroker(Broker):
             log.error("event %s not published to %d of %d channels: %s", event.type,
                       len(failed), len(channels), error)
         self.stats["published"] += 1
-        return [r.decode() if event.replayable and not isinstance(r, Exception) else None
+        return [r.decode() if event.replayable and isinstance(r, bytes) else None
                 for r in results]
 
     def _reset(self, channel):
@@ -192,13 +204,31 @@ class RedisBroker(Broker):
         self._checkpoint(channels)
 
     def _checkpoint(self, channels):
-        if not channels:
-            return
-        pipe = self.redis.pipeline(transaction=False)
-        for channel in channels:
-            self._read(channel, None, pipe)
-        for channel, reply in zip(channels, pipe.execute()):
-            self.hub.checkpoint(channel, Position(reply[0].decode(), int(reply[1])))
+        for start in range(0, len(channels), _KEEP_WARM_BATCH):
+            batch = channels[start:start + _KEEP_WARM_BATCH]
+            pipe = self.redis.pipeline(transaction=False)
+            for channel in batch:
+                self._read(channel, None, pipe)
+            for channel, reply in zip(batch, pipe.execute()):
+                self.hub.checkpoint(channel, Position(reply[0].decode(), int(reply[1])))
+
+    def keep_warm(self):
+        """Renew the metadata of every channel this process listens to, and check its head.
+
+        A read renews it, and recreates it (a new epoch) if Redis lost it; the head goes to
+        the channel's streams as after a reconnect, so one that missed something fills the
+        gap or resyncs instead of listening to a channel gone cold.
+        """
+        self._checkpoint(list(self._names.values()))
+
+    def _keep_warm_forever(self):
+        while True:
+            gevent.sleep(KEEP_WARM_SECONDS)
+            try:
+                self.keep_warm()
+            except _ERRORS as exc:
+                # The reconnect that follows an outage checks every channel anyway.
+                log.warning("renewing the channels of this worker's streams failed: %s", exc)
 
     def _on_moved(self, names, old, new):
         """Channels moved to another shard (a failover): fence its history, then check them.
@@ -252,11 +282,14 @@ class RedisBroker(Broker):
             raise RuntimeError("The Redis broker needs gevent's monkey-patching: serve with "
                                "'gunicorn -c gunicorn.conf.py wsgi:app' (wsgi.py patches first).")
         self._started = True
+        self._warmer = gevent.spawn(self._keep_warm_forever)
         if not self.listener.wait_connected(wait_seconds):
             log.error("Redis pub/sub is not connected yet; streams answer 503 until it is")
 
     def close(self):
         """Close local streams, stop listening and drop connections."""
         super().close()
+        if self._warmer is not None:
+            self._warmer.kill(block=False)
         self.listener.stop()
         self.redis.close()

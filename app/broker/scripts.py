@@ -20,17 +20,24 @@ if not epoch then
 end
 """
 
-# KEYS: meta, history.  ARGV: head, tail, type, ts, maxlen, max_age_ms, meta_ttl_ms, new_epoch,
-# pubsub channel, publish command (PUBLISH or SPUBLISH).
-PUBLISH = _NOW + _EPOCH.replace("ARGV_EPOCH", "ARGV[8]") + """
+# KEYS: meta, history.  ARGV: head, tail, type, ts, maxlen, max_age_ms, pubsub channel,
+# publish command (PUBLISH or SPUBLISH).  Returns the event's id, or nil for a cold channel.
+#
+# A channel is cold when it has no metadata: nobody opened it within the metadata's lifetime
+# (history window + 7 days, renewed by reads and by the workers holding its streams, never by
+# a publish). Nothing can resume there (a later open starts a new epoch) and nobody listens, so
+# the event is neither stored nor sent: a post reaches only the feeds someone reads, and an
+# author's follower who has been away for a month costs one EXISTS.
+PUBLISH = _NOW + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local epoch = redis.call('HGET', KEYS[1], 'e')
 local seq = redis.call('HINCRBY', KEYS[1], 's', 1)
 local id = epoch .. '-' .. seq
 local wire = ARGV[3] .. ' ' .. id .. ' ' .. ARGV[4] .. ' ' .. ARGV[1] .. id .. ARGV[2]
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], '*', 'm', wire)
 redis.call('XTRIM', KEYS[2], 'MINID', now - tonumber(ARGV[6]))
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
-redis.call('PEXPIRE', KEYS[1], ARGV[7])
-redis.call(ARGV[10], ARGV[9], wire)
+redis.call(ARGV[8], ARGV[7], wire)
 return id
 """
 

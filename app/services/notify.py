@@ -18,9 +18,12 @@ def publish(channels, event):
     if not channels:
         return
     try:
-        current_broker().publish(channels, event)
+        ids = current_broker().publish(channels, event)
     except BrokerUnavailable as exc:
         metrics.PUBLISH_FAILED.inc()
         log.error("event %s not published to %d channels: %s", event.type, len(channels), exc)
         return
-    metrics.EVENTS_PUBLISHED.labels(event.type).inc(len(channels))
+    cold = ids.count(None) if event.replayable else 0
+    if cold:
+        metrics.EVENTS_COLD.labels(event.type).inc(cold)
+    metrics.EVENTS_PUBLISHED.labels(event.type).inc(len(channels) - cold)

@@ -40,6 +40,7 @@ def who():
 
 
 def publish(broker, count):
+    broker.read(CHANNEL)  # as a stream's open does: a channel nobody read is cold
     return [broker.publish([CHANNEL], Event("new_post", {"n": i}))[0] for i in range(count)]
 
 

@@ -164,8 +164,9 @@ def test_metrics_are_summed_over_workers(deploy):
     assert re.search(rf'feed_open_connections\{{kind="feed",transport="sse"\}} {streams}\.0',
                      text), text
     assert float(delivered.group(1)) == streams
-    # One channel per follower, and the author's own feed.
-    assert re.search(rf'feed_events_published_total\{{type="new_post"\}} {streams + 1}\.0', text)
+    # One channel per follower; the author's own feed, which nobody opened, is cold.
+    assert re.search(rf'feed_events_published_total\{{type="new_post"\}} {streams}\.0', text)
+    assert re.search(r'feed_events_cold_total\{type="new_post"\} 1\.0', text), text
     assert "feed_delivery_latency_seconds_bucket" in text
     for reader in readers:
         reader.close()

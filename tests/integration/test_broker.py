@@ -45,7 +45,14 @@ def event(n, type_="new_post"):
     return Event(type_, {"post_id": f"p{n}", "n": n})
 
 
+def opened(broker, *channels):
+    """Read each channel's head, as a stream's open does: a channel nobody read is cold."""
+    for channel in channels:
+        broker.read(channel)
+
+
 def publish(broker, channel, count, start=0):
+    opened(broker, channel)
     return [broker.publish([channel], event(i))[0] for i in range(start, start + count)]
 
 
@@ -64,11 +71,13 @@ def test_publish_returns_increasing_ids_per_channel(broker):
     positions = [Position.parse(i) for i in ids]
     assert [p.seq for p in positions] == [1, 2, 3]
     assert len({p.epoch for p in positions}) == 1
+    opened(broker, "feed:b")
     other = broker.publish(["feed:b"], event(9))[0]
     assert Position.parse(other).seq == 1
 
 
 def test_one_event_to_many_channels_gets_an_id_in_each(broker):
+    opened(broker, "feed:a", "feed:b", "post:p")
     ids = broker.publish(["feed:a", "feed:b", "post:p"], event(1))
     assert [Position.parse(i).seq for i in ids] == [1, 1, 1]
     for channel, event_id in zip(["feed:a", "feed:b", "post:p"], ids):
@@ -78,6 +87,16 @@ def test_one_event_to_many_channels_gets_an_id_in_each(broker):
 def test_head_of_an_unused_channel_is_seq_zero(broker):
     head = broker.read("feed:new").head
     assert head.seq == 0 and head.epoch
+
+
+def test_a_channel_nobody_opened_is_cold_and_gets_nothing(broker):
+    assert broker.publish(["feed:cold", "feed:warm"], event(1))[0] is None  # feed:warm too
+    opened(broker, "feed:warm")
+    assert broker.publish(["feed:cold", "feed:warm"], event(2)) == [
+        None, f"{broker.read('feed:warm').head.epoch}-1"]
+    head = broker.read("feed:cold").head  # the first read warms it, from nothing
+    assert head.seq == 0
+    assert Position.parse(broker.publish(["feed:cold"], event(3))[0]).seq == 1
 
 
 def test_replay_after_an_id_returns_later_events_in_order(broker):

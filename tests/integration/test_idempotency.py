@@ -32,11 +32,17 @@ def keyed(user, method, path, key, **kwargs):
 
 
 @pytest.fixture
-def world(api):
-    """Alice, Bob (following Alice) and a post of Alice's with one comment of Bob's."""
+def world(app, api):
+    """Alice, Bob (following Alice) and a post of Alice's with one comment of Bob's.
+
+    Bob's feed and the post's channel are open (read once, as a stream does), so that they
+    keep what is published to them: a channel nobody opened is cold and gets nothing.
+    """
     alice, bob = api.user("alice"), api.user("bob")
     bob.follow(alice)
     post = alice.post("first")
+    for channel in (feed_channel(bob.id), post_channel(post["id"])):
+        app.extensions["broker"].read(channel)
     comment = bob.call("POST", f"/api/posts/{post['id']}/comments", json={"content": "hi"})
     return alice, bob, post["id"], comment.get_json()["id"]
 

@@ -24,10 +24,17 @@ class VisibilityProbe(Inbox):
         super().put(message)
 
 
+def listen(app, subscriber):
+    """Open the subscriber's channel as a stream does: read its head, then listen."""
+    broker = app.extensions["broker"]
+    broker.read(subscriber.channel)  # a channel nobody opened is cold and gets nothing
+    broker.subscribe(subscriber)
+
+
 def test_a_subscriber_sees_the_change_when_the_event_arrives(app, api):
     alice = api.user("alice")
     probe = VisibilityProbe(feed_channel(alice.id), app.config["SQLALCHEMY_DATABASE_URI"])
-    app.extensions["broker"].subscribe(probe)
+    listen(app, probe)
     alice.post("committed first")
     probe.engine.dispose()
     assert probe.visible == [True]
@@ -36,7 +43,7 @@ def test_a_subscriber_sees_the_change_when_the_event_arrives(app, api):
 def test_a_rolled_back_change_publishes_nothing(app, api, monkeypatch):
     alice = api.user("alice")
     inbox = Inbox(feed_channel(alice.id))
-    app.extensions["broker"].subscribe(inbox)
+    listen(app, inbox)
 
     def fail_commit():
         db.session.rollback()
@@ -60,7 +67,7 @@ def test_a_refused_change_publishes_nothing(app, api, method, path, body):
     alice = api.user("alice")
     post = alice.post("original")
     inbox = Inbox(feed_channel(alice.id))
-    app.extensions["broker"].subscribe(inbox)
+    listen(app, inbox)
     response = alice.call(method, path.format(post=post["id"]), json=body)
     assert response.status_code == 422
     assert inbox.get(0.2) == []

@@ -74,6 +74,33 @@ def test_a_channel_is_subscribed_with_its_first_stream_and_dropped_with_its_last
     wait_until(lambda: name.encode() not in broker.redis.pubsub_channels(f"{broker.prefix}:*"))
 
 
+def test_a_publish_does_not_renew_a_channel_only_reads_and_its_streams_do(broker):
+    meta = broker._keys("feed:u1")[0]
+    broker.read("feed:u1")
+    broker.redis.pexpire(meta, 60_000)
+    publish(broker, 2)
+    assert broker.redis.pttl(meta) <= 60_000  # an author's posts keep no follower's feed warm
+    session = open_session(broker)  # a stream reads, and its worker keeps the channel warm
+    broker.redis.pexpire(meta, 60_000)
+    broker.keep_warm()
+    assert broker.redis.pttl(meta) > 86_400_000
+    sent = publish(broker, 1)
+    assert [m.event_id for m in receive_events(session, 1)] == sent
+
+
+def test_a_stream_whose_channel_went_cold_resyncs_and_gets_what_follows(broker):
+    session = open_session(broker)
+    seen = publish(broker, 1)
+    assert [m.event_id for m in receive_events(session, 1)] == seen
+    broker.redis.delete(*broker._keys("feed:u1"))  # lost (evicted, say) while a stream listens
+    assert broker.publish(["feed:u1"], Event("new_post", {"lost": True})) == [None]
+    broker.keep_warm()  # a new epoch; the stream is told its head
+    later = broker.publish(["feed:u1"], Event("new_post", {"n": 9}))
+    messages = receive_events(session, 1)
+    assert [m.type for m in messages] == ["resync_required", "new_post"]
+    assert messages[-1].event_id == later[0]
+
+
 def test_a_killed_pubsub_connection_loses_nothing(broker):
     session = open_session(broker)
     before = publish(broker, 3)

@@ -22,6 +22,7 @@ def _broker(clock):
 
 
 def _publish(broker, channel):
+    broker.read(channel)  # as a stream's open does: a channel nobody read is cold
     return Position.parse(broker.publish([channel], Event("new_post", {"n": 1}))[0])
 
 
@@ -46,7 +47,7 @@ def test_quiet_channels_lose_their_history_then_their_position():
     assert broker.read("post:0", lasts[0]).messages == []  # saw the last one: nothing lost
     assert broker.read("post:recent", Position(recent.epoch, 0)).messages is not None
 
-    clock.now += POSITION_GRACE_SECONDS + WINDOW
+    clock.now += POSITION_GRACE_SECONDS + WINDOW + 1  # after the reads above too
     broker.read("feed:someone")
     assert set(_held(broker)) == {"feed:someone"}
     replay = broker.read("post:0", lasts[0])
@@ -69,3 +70,19 @@ def test_a_channel_with_a_stream_keeps_its_position_however_quiet():
     clock.now += WINDOW + POSITION_GRACE_SECONDS + 1
     broker.read("feed:other")
     assert "feed:a" not in _held(broker)
+
+
+def test_publishing_does_not_keep_a_channel_warm_reading_does():
+    clock = Clock()
+    broker = _broker(clock)
+    first = _publish(broker, "feed:read")
+    broker.read("feed:published")
+    clock.now += POSITION_GRACE_SECONDS
+    event = Event("new_post", {"n": 2})
+    assert broker.publish(["feed:published"], event) != [None]
+    broker.read("feed:read")
+    clock.now += WINDOW + 1
+    # Read a week and a window ago, published to since: cold. Read since: warm.
+    assert broker.publish(["feed:published", "feed:read"], event) == [
+        None, Position(first.epoch, first.seq + 1).event_id]
+    assert "feed:published" not in _held(broker)

@@ -46,6 +46,7 @@ def session_for(broker, quota, signouts):
 
 
 def publish(broker, count, channel="feed:u1"):
+    broker.read(channel)  # as a stream's open does: a channel nobody read is cold
     return [broker.publish([channel], Event("new_post", {"n": i}))[0] for i in range(count)]
 
 
