@@ -25,6 +25,10 @@ KEEP_WARM_SECONDS = 3600
 # Channels renewed per pipeline: one round trip each, without one long Redis call for all.
 _KEEP_WARM_BATCH = 1000
 
+# Channels per publish script (one Redis without cluster): the event's bytes go once per batch,
+# and Redis runs one script for a few hundred followers' feeds, not one each.
+_PUBLISH_BATCH = 500
+
 # What the reset script publishes in place of an event type: a channel's history restarted.
 # The listener turns it into a checkpoint; it never reaches a stream as a message.
 CHECKPOINT_MARK = "__check"
@@ -92,22 +96,27 @@ class RedisBroker(Broker):
         A cold channel (see :mod:`app.broker.scripts`) gets nothing, and None for its id.
         """
         head, tail = event.encode()
+        # One script per channel on a cluster (each on its own slot), else per batch.
+        size = _PUBLISH_BATCH if event.replayable and not self.cluster else 1
+        batches = [channels[i:i + size] for i in range(0, len(channels), size)]
         try:
             self._repair_lost()
             pipe = self.redis.pipeline(transaction=False)
-            for channel in channels:
+            for batch in batches:
                 if event.replayable:
-                    self.scripts.run(pipe, "publish", self._keys(channel), [
+                    keys = [key for channel in batch for key in self._keys(channel)]
+                    self.scripts.run(pipe, "publish", keys, [
                         head, tail, event.type, event.ts, self.history_max_events,
-                        self.history_max_seconds * 1000, self._pubsub_name(channel),
-                        self.publish_command])
+                        self.history_max_seconds * 1000, self.publish_command])
                 else:
+                    [channel] = batch
                     self.scripts.run(pipe, "publish_ephemeral", [self._pubsub_name(channel)], [
                         self.wire(event.type, None, event.ts, head, tail), self.publish_command])
             results = pipe.execute(raise_on_error=False)
         except _ERRORS as exc:
-            results = [exc] * len(channels)
-        failed = [c for c, r in zip(channels, results) if isinstance(r, Exception)]
+            results = [exc] * len(batches)
+        failed = [c for batch, r in zip(batches, results) if isinstance(r, Exception)
+                  for c in batch]
         if failed:
             self.stats["publish_failed"] += 1
             if event.replayable:
@@ -118,8 +127,13 @@ class RedisBroker(Broker):
             log.error("event %s not published to %d of %d channels: %s", event.type,
                       len(failed), len(channels), error)
         self.stats["published"] += 1
-        return [r.decode() if event.replayable and isinstance(r, bytes) else None
-                for r in results]
+        ids = []
+        for batch, reply in zip(batches, results):
+            if isinstance(reply, list):  # a replayable event's ids; None where cold
+                ids.extend(None if i is None else i.decode() for i in reply)
+            else:  # failed, or ephemeral
+                ids.extend([None] * len(batch))
+        return ids
 
     def _reset(self, channel):
         """Start a new epoch of *channel*: its history is gone, and its streams will resync."""

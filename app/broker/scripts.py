@@ -20,25 +20,35 @@ if not epoch then
 end
 """
 
-# KEYS: meta, history.  ARGV: head, tail, type, ts, maxlen, max_age_ms, pubsub channel,
-# publish command (PUBLISH or SPUBLISH).  Returns the event's id, or nil for a cold channel.
+# KEYS: meta and history of each channel, in pairs (one pair on a Redis Cluster, where a
+# script's keys share a slot).  ARGV: head, tail, type, ts, maxlen, max_age_ms, publish command
+# (PUBLISH or SPUBLISH).  Returns each channel's event id, or nil for a cold channel.
 #
 # A channel is cold when it has no metadata: nobody opened it within the metadata's lifetime
 # (history window + 7 days, renewed by reads and by the workers holding its streams, never by
 # a publish). Nothing can resume there (a later open starts a new epoch) and nobody listens, so
 # the event is neither stored nor sent: a post reaches only the feeds someone reads, and an
-# author's follower who has been away for a month costs one EXISTS.
+# author's follower who has been away for a month costs one EXISTS. One script for many
+# channels sends the event once and spares Redis a script call per follower.
 PUBLISH = _NOW + """
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-local epoch = redis.call('HGET', KEYS[1], 'e')
-local seq = redis.call('HINCRBY', KEYS[1], 's', 1)
-local id = epoch .. '-' .. seq
-local wire = ARGV[3] .. ' ' .. id .. ' ' .. ARGV[4] .. ' ' .. ARGV[1] .. id .. ARGV[2]
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], '*', 'm', wire)
-redis.call('XTRIM', KEYS[2], 'MINID', now - tonumber(ARGV[6]))
-redis.call('PEXPIRE', KEYS[2], ARGV[6])
-redis.call(ARGV[8], ARGV[7], wire)
-return id
+local oldest = now - tonumber(ARGV[6])
+local ids = {}
+for i = 1, #KEYS, 2 do
+  local meta, history = KEYS[i], KEYS[i + 1]
+  if redis.call('EXISTS', meta) == 0 then
+    ids[#ids + 1] = false
+  else
+    local id = redis.call('HGET', meta, 'e') .. '-' .. redis.call('HINCRBY', meta, 's', 1)
+    local wire = ARGV[3] .. ' ' .. id .. ' ' .. ARGV[4] .. ' ' .. ARGV[1] .. id .. ARGV[2]
+    redis.call('XADD', history, 'MAXLEN', ARGV[5], '*', 'm', wire)
+    redis.call('XTRIM', history, 'MINID', oldest)
+    redis.call('PEXPIRE', history, ARGV[6])
+    -- The pub/sub name is the meta key without its ':m'.
+    redis.call(ARGV[7], string.sub(meta, 1, -3), wire)
+    ids[#ids + 1] = id
+  end
+end
+return ids
 """
 
 # KEYS: meta, history.  ARGV: after epoch ('' for the head only), after seq, max_age_ms,

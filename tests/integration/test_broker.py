@@ -99,6 +99,18 @@ def test_a_channel_nobody_opened_is_cold_and_gets_nothing(broker):
     assert Position.parse(broker.publish(["feed:cold"], event(3))[0]).seq == 1
 
 
+def test_one_event_to_a_thousand_channels_some_cold_gets_each_its_own_id(broker):
+    channels = [f"feed:u{n}" for n in range(1203)]  # more than one Redis script's batch
+    warm = channels[::3] + channels[-1:]
+    opened(broker, *warm)
+    inbox = Inbox(channels[-1])
+    broker.subscribe(inbox)
+    ids = broker.publish(channels, event(1))
+    assert [channel for channel, i in zip(channels, ids) if i is not None] == warm
+    assert all(Position.parse(i).seq == 1 for i in ids if i is not None)
+    assert [m.event_id for m in drain(inbox, 1)] == ids[-1:]
+
+
 def test_replay_after_an_id_returns_later_events_in_order(broker):
     ids = publish(broker, "feed:a", 5)
     replay = broker.read("feed:a", Position.parse(ids[1]))

@@ -7,6 +7,13 @@ from app.auth import passwords
 from tests.support.pageforms import ORIGIN
 
 
+@pytest.fixture
+def database_url(sqlite_url):
+    """SQLite only: the back-off is kept in the process or in Redis, never in the database, and
+    its real delays (1, 2, 4 s) would double the suite's wait on a second database."""
+    return sqlite_url
+
+
 @pytest.fixture(params=["in-process", pytest.param("redis", marks=pytest.mark.redis)])
 def app_config(request):
     config = {"RATELIMIT_ENABLED": True, "RATELIMIT_AUTH": "1000/minute",
