@@ -8,7 +8,9 @@ import logging
 import redis
 from flask import current_app
 from redis.backoff import ExponentialBackoff
+from redis.client import Pipeline
 from redis.cluster import RedisCluster
+from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
 log = logging.getLogger(__name__)
@@ -56,21 +58,63 @@ class Scripts:
     A Redis Cluster pipeline refuses EVALSHA, and a replica promoted by a failover does not
     have the scripts its primary had loaded; sending the source always works.
 
+    In a pipeline on one Redis, a script goes as a bare EVALSHA: redis-py's own way asks
+    ``SCRIPT EXISTS`` before every pipeline that holds a script, one more round trip each time
+    (a long-poll's stream slot paid it on every poll). Run such pipelines with
+    :meth:`execute`, which loads the scripts and runs again what Redis answered NOSCRIPT.
+
     :param sources: script name -> Lua source.
     """
 
     def __init__(self, client, sources):
+        self.client = client
         self.cluster = clustered(client)
         self.sources = sources
         self._loaded = {} if self.cluster else {name: client.register_script(source)
                                                 for name, source in sources.items()}
 
     def run(self, client, name, keys, args):
-        """Run script *name* on *client* (a client or a pipeline)."""
+        """Run script *name* on *client* (a client, or a pipeline run with :meth:`execute`)."""
         if self.cluster:
             # execute_command: a cluster pipeline's eval() does not take a script.
             return client.execute_command("EVAL", self.sources[name], len(keys), *keys, *args)
-        return self._loaded[name](keys=keys, args=args, client=client)
+        script = self._loaded[name]
+        if isinstance(client, Pipeline):
+            return client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        return script(keys=keys, args=args, client=client)
+
+    def execute(self, pipe, raise_on_error=True):
+        """Execute *pipe* and return its results, as ``pipe.execute`` does.
+
+        Redis forgets its scripts when it restarts (or a replica takes over): the commands
+        it answered NOSCRIPT did not run, so those alone run again once the scripts are
+        loaded, and nothing runs twice.
+        """
+        if self.cluster:
+            return pipe.execute(raise_on_error=raise_on_error)
+        stack = list(pipe.command_stack)
+        results = pipe.execute(raise_on_error=False)
+        missing = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
+        if missing:
+            self.load()
+            again = self.client.pipeline(transaction=False)
+            for i in missing:
+                args, options = stack[i]
+                again.execute_command(*args, **options)
+            for i, result in zip(missing, again.execute(raise_on_error=False)):
+                results[i] = result
+        if raise_on_error:
+            error = next((r for r in results if isinstance(r, Exception)), None)
+            if error is not None:
+                raise error
+        return results
+
+    def load(self):
+        """Load every script into Redis (one round trip)."""
+        pipe = self.client.pipeline(transaction=False)
+        for script in self._loaded.values():
+            pipe.script_load(script.script)
+        pipe.execute()
 
 
 def init_app(app):

@@ -92,7 +92,7 @@ class RedisBroker(Broker):
                 else:
                     self.scripts.run(pipe, "publish_ephemeral", [self._pubsub_name(channel)], [
                         self.wire(event.type, None, event.ts, head, tail), self.publish_command])
-            results = pipe.execute(raise_on_error=False)
+            results = self.scripts.execute(pipe, raise_on_error=False)
         except _ERRORS as exc:
             results = [exc] * len(channels)
         failed = [c for c, r in zip(channels, results) if isinstance(r, Exception)]
@@ -197,7 +197,7 @@ class RedisBroker(Broker):
         pipe = self.redis.pipeline(transaction=False)
         for channel in channels:
             self._read(channel, None, pipe)
-        for channel, reply in zip(channels, pipe.execute()):
+        for channel, reply in zip(channels, self.scripts.execute(pipe)):
             self.hub.checkpoint(channel, Position(reply[0].decode(), int(reply[1])))
 
     def _on_moved(self, names, old, new):
