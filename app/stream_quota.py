@@ -97,7 +97,7 @@ class RedisQuota:
         self.scripts.run(pipe, "acquire", [self.key(user_id)],
                          [stream_id, limit, int(time.time() * 1000), self.ttl_ms])
         try:
-            ok = pipe.execute()[-1]
+            ok = self.scripts.execute(pipe)[-1]
         except ERRORS as exc:
             self._released.extend(released)
             raise QuotaUnavailable(f"counting streams in Redis failed: {exc}") from exc

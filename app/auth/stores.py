@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from app.errors import Unavailable
 from app.extensions import db
 from app.models import RevokedSession, StreamTicket, UsedRefreshToken
-from app.redis_client import current_redis
+from app.redis_client import ExistsBatch, current_redis
 
 TICKET_SECONDS = 30
 
@@ -52,12 +52,20 @@ def revoke_session(sid, until):
         db.session.rollback()
 
 
+def _revocation_checks(client):
+    """Return the app's batch of revocation checks (every stream open and poll asks one)."""
+    batch = current_app.extensions.get("revocation_checks")
+    if batch is None or batch.client is not client:
+        batch = current_app.extensions["revocation_checks"] = ExistsBatch(client)
+    return batch
+
+
 def is_revoked(sid):
     """Return whether the login session *sid* was revoked."""
     client = _redis()
     if client is not None:
         try:
-            return bool(client.exists(f"{_prefix()}:revoked:{sid}"))
+            return _revocation_checks(client).exists(f"{_prefix()}:revoked:{sid}")
         except (redis.RedisError, OSError) as exc:
             raise Unavailable("cannot check the token now; try again") from exc
     return db.session.get(RevokedSession, sid) is not None

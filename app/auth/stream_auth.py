@@ -5,11 +5,13 @@ cookie) and, because EventSource and browsers' WebSocket cannot set headers, als
 ``?token=<access token>`` and ``?ticket=<single-use ticket>``. A GET that only reads needs no
 CSRF token. Nothing here touches the database unless a ticket is stored there.
 """
+import time
 from dataclasses import dataclass
 
 import jwt as pyjwt
 from flask import current_app, request
 from flask_jwt_extended import decode_token
+from flask_jwt_extended.config import config as jwt_config
 from flask_jwt_extended.exceptions import JWTExtendedException
 
 from app.auth import stores
@@ -41,9 +43,37 @@ def _token_from_request():
     return request.cookies.get(current_app.config["JWT_ACCESS_COOKIE_NAME"]) or None
 
 
+#: How many verified tokens each app keeps decoded (about 1 KB each), oldest dropped first.
+CLAIMS_KEPT = 4096
+
+
+def verified_claims(token):
+    """Return the claims of *token* once its signature verified, as ``decode_token`` does.
+
+    A long-poll client sends the same token with every poll, and its rate-limit key reads it
+    too: verifying it each time (Flask-JWT-Extended decodes it twice) was a tenth of a poll's
+    CPU. The token's bytes decide its signature and its claims, so a token that verified once
+    keeps its claims, per app, until it expires; expiry is checked on every use. Revocation
+    is not cached here: callers ask the store each time.
+
+    :raises jwt.PyJWTError: invalid or expired (nothing is kept for a token that fails).
+    """
+    cache = current_app.extensions.setdefault("verified_claims", {})
+    claims = cache.get(token)
+    if claims is None:
+        claims = decode_token(token)
+        if len(cache) >= CLAIMS_KEPT:
+            del cache[next(iter(cache))]
+        cache[token] = claims
+    elif "exp" in claims and claims["exp"] <= time.time() - jwt_config.leeway:
+        del cache[token]
+        raise pyjwt.ExpiredSignatureError("Signature has expired")
+    return claims
+
+
 def _identity_from_token(token):
     try:
-        claims = decode_token(token)
+        claims = verified_claims(token)
     except pyjwt.ExpiredSignatureError:
         raise Unauthorized("the token has expired", code="token_expired") from None
     except (pyjwt.PyJWTError, JWTExtendedException) as exc:
@@ -62,7 +92,7 @@ def user_of_request():
     """
     try:
         token = _token_from_request()
-        claims = decode_token(token) if token else {}
+        claims = verified_claims(token) if token else {}
     except (Unauthorized, pyjwt.PyJWTError, JWTExtendedException):
         return None
     return claims.get("sub") if claims.get("type") == "access" else None

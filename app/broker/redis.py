@@ -112,7 +112,7 @@ class RedisBroker(Broker):
                     [channel] = batch
                     self.scripts.run(pipe, "publish_ephemeral", [self._pubsub_name(channel)], [
                         self.wire(event.type, None, event.ts, head, tail), self.publish_command])
-            results = pipe.execute(raise_on_error=False)
+            results = self.scripts.execute(pipe, raise_on_error=False)
         except _ERRORS as exc:
             results = [exc] * len(batches)
         failed = [c for batch, r in zip(batches, results) if isinstance(r, Exception)
@@ -223,7 +223,7 @@ class RedisBroker(Broker):
             pipe = self.redis.pipeline(transaction=False)
             for channel in batch:
                 self._read(channel, None, pipe)
-            for channel, reply in zip(batch, pipe.execute()):
+            for channel, reply in zip(batch, self.scripts.execute(pipe)):
                 self.hub.checkpoint(channel, Position(reply[0].decode(), int(reply[1])))
 
     def keep_warm(self):

@@ -1,7 +1,7 @@
 """Which channel a stream request may open."""
 from app.errors import NotFound
 from app.events.channels import FEED, POST, feed_channel, post_channel
-from app.services.lookup import get_post
+from app.services.lookup import existing_post_id
 
 
 def authorize_channel(user_id, kind, key=None):
@@ -12,5 +12,5 @@ def authorize_channel(user_id, kind, key=None):
     if kind == FEED:
         return feed_channel(user_id)
     if kind == POST:
-        return post_channel(get_post(key).id)
+        return post_channel(existing_post_id(key))
     raise NotFound("no such channel")

@@ -33,6 +33,29 @@ def get_post(post_id):
     return _by_id(Post, post_id, "post")
 
 
+def existing_post_id(post_id):
+    """Return the stored id of the post *post_id*; raise :class:`NotFound` when there is none.
+
+    For stream opens, which need to know the post exists and nothing else of it: every
+    long-poll asks again. One indexed SELECT of the id on a pooled connection, without the
+    session and the ORM's loading, costs about half of :func:`get_post`.
+    """
+    row_id = canonical_uuid(post_id)
+    found = None
+    if row_id is not None:
+        query = select(Post.id).where(Post.id == row_id)
+        if db.session().in_transaction():
+            # The request's transaction holds a connection: a second one could wait for the
+            # pool while holding the first.
+            found = db.session.scalar(query)
+        else:
+            with db.engine.connect() as connection:
+                found = connection.scalar(query)
+    if found is None:
+        raise NotFound("no such post")
+    return found
+
+
 def get_comment(comment_id):
     """Return the comment *comment_id*; raise :class:`NotFound` when there is none."""
     return _by_id(Comment, comment_id, "comment")
