@@ -101,6 +101,14 @@ def test_a_stream_whose_channel_went_cold_resyncs_and_gets_what_follows(broker):
     assert messages[-1].event_id == later[0]
 
 
+def test_scripts_redis_forgot_run_once_after_loading(broker):
+    session = open_session(broker)
+    broker.redis.script_flush()  # as after a restart or a failover: every EVALSHA is NOSCRIPT
+    sent = publish(broker, 1)
+    assert [m.event_id for m in receive_events(session, 1)] == sent
+    assert broker.read("feed:u1").head.seq == 1  # ran once, not once per attempt
+
+
 def test_a_killed_pubsub_connection_loses_nothing(broker):
     session = open_session(broker)
     before = publish(broker, 3)
