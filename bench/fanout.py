@@ -119,7 +119,7 @@ def mark_active(redis_url, prefix, user_ids, batch=2000):
             tag = f"{prefix}:{{{feed_channel(uid)}}}"
             scripts.run(pipe, "read", [f"{tag}:m", f"{tag}:h"],
                         ["", 0, max_age_ms, meta_ttl_ms, new_epoch()])
-        pipe.execute()
+        scripts.execute(pipe)  # loads the scripts into this fresh Redis
     client.close()
 
 
