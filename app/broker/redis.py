@@ -22,8 +22,9 @@ _ERRORS = redis_client.ERRORS
 # renew it otherwise (a publish does not, see app.broker.scripts), and a stream may stay open
 # for longer than the metadata lives. Far below that lifetime (the history window + 7 days).
 KEEP_WARM_SECONDS = 3600
-# Channels renewed per pipeline: one round trip each, without one long Redis call for all.
-_KEEP_WARM_BATCH = 1000
+# Channels whose heads one pipeline reads (after a reconnect, and every KEEP_WARM_SECONDS):
+# a round trip per thousand, not one long wait on Redis for every channel of the worker.
+_CHECKPOINT_BATCH = 1000
 
 # Channels per publish script (one Redis without cluster): the event's bytes go once per batch,
 # and Redis runs one script for a few hundred followers' feeds, not one each.
@@ -218,8 +219,8 @@ class RedisBroker(Broker):
         self._checkpoint(channels)
 
     def _checkpoint(self, channels):
-        for start in range(0, len(channels), _KEEP_WARM_BATCH):
-            batch = channels[start:start + _KEEP_WARM_BATCH]
+        for start in range(0, len(channels), _CHECKPOINT_BATCH):
+            batch = channels[start:start + _CHECKPOINT_BATCH]
             pipe = self.redis.pipeline(transaction=False)
             for channel in batch:
                 self._read(channel, None, pipe)

@@ -102,8 +102,14 @@ def test_a_stream_whose_channel_went_cold_resyncs_and_gets_what_follows(broker):
 
 
 def test_scripts_redis_forgot_run_once_after_loading(broker):
-    session = open_session(broker)
+    quota = RedisQuota(broker.redis, broker.prefix)
     broker.redis.script_flush()  # as after a restart or a failover: every EVALSHA is NOSCRIPT
+    try:
+        session = open_session(broker, quota=quota)  # the stream slot's script, pipelined
+        assert broker.redis.zcard(quota.key("u1")) == 1
+    finally:
+        quota.close()
+    broker.redis.script_flush()
     sent = publish(broker, 1)
     assert [m.event_id for m in receive_events(session, 1)] == sent
     assert broker.read("feed:u1").head.seq == 1  # ran once, not once per attempt
