@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.people import Person
+from tests.support.waits import wait_for_page
 
 pytestmark = pytest.mark.browser
 
@@ -83,7 +84,7 @@ def test_pending_writes_and_the_pill_are_clean_under_axe(browser, server, site):
             site["alice"].api("POST", "/api/posts", {"content": f"Filler {n} " + "text " * 60})
         page = bob.open("/")
         page.evaluate("window.scrollTo(0, 900)")
-        page.wait_for_function("window.scrollY > 100")
+        wait_for_page(page, "window.scrollY > 100")
         site["alice"].api("POST", "/api/posts", {"content": "Behind the pill"})
         expect(page.locator("[data-role=new-posts]")).to_be_visible()
         page.evaluate("window.scrollTo(0, 0)")

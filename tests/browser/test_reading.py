@@ -6,6 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from app.pages.templating import avatar_hue, initials
+from tests.support.waits import wait_for_page
 
 pytestmark = pytest.mark.browser
 
@@ -49,6 +50,18 @@ def test_without_javascript_times_stay_utc(server, browser):
         alice.close()
 
 
+def settled_top(page, locator):
+    """Return *locator*'s top once it has stayed put for 100 ms (scrolling has ended)."""
+    top = locator.bounding_box()["y"]
+    for _ in range(50):
+        page.wait_for_timeout(100)
+        now = locator.bounding_box()["y"]
+        if now == top:
+            return top
+        top = now
+    raise AssertionError("the page kept scrolling for 5 s")
+
+
 def test_new_posts_wait_behind_a_pill_for_a_reader_scrolled_down(server, people):
     alice, bob = people(server, "alice"), people(server, "bob")
     bob.follow(alice)
@@ -57,9 +70,11 @@ def test_new_posts_wait_behind_a_pill_for_a_reader_scrolled_down(server, people)
     page = bob.open("/")
     reading = page.locator("[data-post-id]", has_text="Older post 3")
     reading.scroll_into_view_if_needed()
+    start = page.evaluate("window.scrollY")
     page.mouse.wheel(0, 200)
-    page.wait_for_function("window.scrollY > 100")
-    before = reading.bounding_box()["y"]
+    # The wheel scrolls after the call returns, and may go on for a few frames.
+    wait_for_page(page, f"window.scrollY >= {start + 100}")
+    before = settled_top(page, reading)
 
     first = alice.api("POST", "/api/posts", {"content": "Fresh one"})
     second = alice.api("POST", "/api/posts", {"content": "Fresh two"})
@@ -74,10 +89,10 @@ def test_new_posts_wait_behind_a_pill_for_a_reader_scrolled_down(server, people)
     cards = page.locator("[data-role=posts] [data-post-id]")
     expect(cards.nth(0)).to_have_attribute("data-post-id", second["id"])
     expect(cards.nth(1)).to_have_attribute("data-post-id", first["id"])
-    page.wait_for_function("window.scrollY < 400")
+    wait_for_page(page, "window.scrollY < 400")
 
     page.evaluate("window.scrollTo(0, 0)")
-    page.wait_for_function("window.scrollY === 0")
+    wait_for_page(page, "window.scrollY === 0")
     alice.api("POST", "/api/posts", {"content": "Seen at the top"})
     expect(cards.nth(0)).to_contain_text("Seen at the top")  # a reader at the top: at once
     expect(pill).to_be_hidden()
