@@ -28,17 +28,18 @@ end
 # (history window + 7 days, renewed by reads and by the workers holding its streams, never by
 # a publish). Nothing can resume there (a later open starts a new epoch) and nobody listens, so
 # the event is neither stored nor sent: a post reaches only the feeds someone reads, and an
-# author's follower who has been away for a month costs one EXISTS. One script for many
+# author's follower who has been away for a month costs one HGET. One script for many
 # channels sends the event once and spares Redis a script call per follower.
 PUBLISH = _NOW + """
 local oldest = now - tonumber(ARGV[6])
 local ids = {}
 for i = 1, #KEYS, 2 do
   local meta, history = KEYS[i], KEYS[i + 1]
-  if redis.call('EXISTS', meta) == 0 then
+  local epoch = redis.call('HGET', meta, 'e')  -- false when the channel is cold
+  if not epoch then
     ids[#ids + 1] = false
   else
-    local id = redis.call('HGET', meta, 'e') .. '-' .. redis.call('HINCRBY', meta, 's', 1)
+    local id = epoch .. '-' .. redis.call('HINCRBY', meta, 's', 1)
     local wire = ARGV[3] .. ' ' .. id .. ' ' .. ARGV[4] .. ' ' .. ARGV[1] .. id .. ARGV[2]
     redis.call('XADD', history, 'MAXLEN', ARGV[5], '*', 'm', wire)
     redis.call('XTRIM', history, 'MINID', oldest)
