@@ -39,9 +39,9 @@ _CHECKPOINT_PREFIX = CHECKPOINT_MARK.encode() + b" "
 class RedisBroker(Broker):
     """Keeps history in Redis Streams and delivers live events over pub/sub.
 
-    Every publish runs one script per channel that bumps the channel's sequence number,
-    appends the event to its history and publishes it, so the id a client sees live is the
-    id it resumes from. A worker that may have missed live messages (its pub/sub connection
+    A publish runs one script per batch of channels (per channel on a cluster) that, for
+    each warm channel, bumps its sequence number, appends the event to its history and
+    publishes it, so the id a client sees live is the id it resumes from. A worker that may have missed live messages (its pub/sub connection
     dropped) reads every subscribed channel's head and lets each stream fill its gap from
     history, or resync.
 
