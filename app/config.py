@@ -159,6 +159,9 @@ def load_config(instance_path, env=None):
         # A post's reaction and comment counts reach feeds at most once per this many seconds
         # (the post's own channel gets every change); 0: every change.
         "FEED_COUNTS_SECONDS": env_float(env, "FEED_COUNTS_SECONDS", 1.0, minimum=0.0),
+        # From this many followers an author's events go once to the large-author channel
+        # instead of to every follower's feed; back below half of it, to the feeds again.
+        "LARGE_AUTHOR_FOLLOWERS": env_int(env, "LARGE_AUTHOR_FOLLOWERS", 5000, minimum=2),
         "LONGPOLL_DEFAULT_SECONDS": env_float(env, "LONGPOLL_DEFAULT_SECONDS", 25.0),
         "LONGPOLL_MAX_SECONDS": env_float(env, "LONGPOLL_MAX_SECONDS", 55.0),
         "WS_MAX_MESSAGE_BYTES": env_int(env, "WS_MAX_MESSAGE_BYTES", 64 * 1024, minimum=128),

@@ -12,6 +12,10 @@ two-worker gunicorn. A share of the followers is made "recently active": their f
 gets the Redis state an open stream leaves behind, by running the broker's own ``read`` script
 (what an open without ``Last-Event-ID`` runs) for each of them in a pipeline.
 
+The author is large (``LARGE_AUTHOR_FOLLOWERS``, 5,000 here as by default; 100 in the smoke
+run) when the size reaches it: the bulk rows skip the follow service, so the benchmark applies
+its rule by SQL, and the author's events then go once to the large-author channel.
+
 Each phase (posts, then reactions on the first post) sends its requests one after another and
 stops at its count, at its time budget, or at the first request over its timeout, which is
 reported as such: the current code's 1,000,000 case would otherwise run for an hour.
@@ -29,9 +33,11 @@ from bench.client import Http, Tally, open_streams, sse_request
 from bench.targets import Ours, PrivateRedis, Redis, cpu_seconds
 
 FULL = {"sizes": [1000, 100000, 1000000], "online": 1000, "active": 0.1, "posts": 10,
-        "reactions": 10, "budget": 150.0, "timeout": 120.0, "drain": 60.0, "maxmemory": "8gb", "idle": 2.0}
+        "reactions": 10, "budget": 150.0, "timeout": 120.0, "drain": 60.0, "maxmemory": "8gb",
+        "idle": 2.0, "threshold": 5000}
 SMOKE = {"sizes": [40, 400], "online": 20, "active": 0.25, "posts": 3, "reactions": 3,
-         "budget": 20.0, "timeout": 20.0, "drain": 10.0, "maxmemory": "256mb", "idle": 0.5}
+         "budget": 20.0, "timeout": 20.0, "drain": 10.0, "maxmemory": "256mb", "idle": 0.5,
+         "threshold": 100}
 
 ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL",
                            "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -42,12 +48,13 @@ NO_PASSWORD = "!bench-no-login"
 class PostgresOurs(Ours):
     """This project on a given PostgreSQL database and Redis (the fan-out scenario's server)."""
 
-    def __init__(self, redis_url, database_url, workdir=None):
+    def __init__(self, redis_url, database_url, workdir=None, threshold=5000):
         self._database_url = database_url
         # Every reaction fans out to the feeds, none conflated: the phase measures what one
         # reaction's fan-out costs (a reaction that opens a conflation window, the worst case).
         super().__init__(redis_url, workers=2, workdir=workdir,
-                         extra_env={"FEED_COUNTS_SECONDS": "0"})
+                         extra_env={"FEED_COUNTS_SECONDS": "0",
+                                    "LARGE_AUTHOR_FOLLOWERS": str(threshold)})
 
     def database_url(self):
         return self._database_url
@@ -65,8 +72,12 @@ def _drop_database(name):
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def grow_followers(database_url, author_id, online_ids, size):
-    """Make the author's followers *size*: the online users first, then bulk rows by SQL."""
+def grow_followers(database_url, author_id, online_ids, size, threshold):
+    """Make the author's followers *size*: the online users first, then bulk rows by SQL.
+
+    Then mark the author large or not by the follow service's rule (app/services/audience.py:
+    large from *threshold* followers), which the bulk rows did not go through.
+    """
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("INSERT INTO follows (follower_id, followee_id, created_at) "
                      "SELECT unnest(%s::text[]), %s, now() AT TIME ZONE 'utc' "
@@ -91,6 +102,9 @@ def grow_followers(database_url, author_id, online_ids, size):
                          (NO_PASSWORD, start, start + count - 1, author_id))
             start += count
             have += count
+        conn.execute("UPDATE users SET large_author = (SELECT count(*) FROM (SELECT 1 FROM "
+                     "follows WHERE followee_id = %s LIMIT %s) AS f) >= %s WHERE id = %s",
+                     (author_id, threshold, threshold, author_id))
         conn.execute("VACUUM ANALYZE users")
         conn.execute("VACUUM ANALYZE follows")
         return [row[0] for row in conn.execute(
@@ -284,9 +298,11 @@ async def _warm_up(target, token, rounds=4):
 def _followers(size, options, database_url, redis_url, prefix, author_id, online, log):
     """Give the author *size* followers, a share of them recently active; return the active."""
     started = time.monotonic()
-    followers = grow_followers(database_url, author_id, [uid for uid, _ in online], size)
+    followers = grow_followers(database_url, author_id, [uid for uid, _ in online], size,
+                               options["threshold"])
     log(f"  fanout {size:,}: {len(followers):,} followers in PostgreSQL "
-        f"({time.monotonic() - started:.1f} s)")
+        f"({time.monotonic() - started:.1f} s); the author is "
+        f"{'large' if size >= options['threshold'] else 'small'}")
     online_ids = {uid for uid, _ in online}
     others = [uid for uid in followers if uid not in online_ids]
     every = max(1, round(1 / options["active"])) if options["active"] else 0
@@ -308,7 +324,8 @@ async def _cpu_rate(redis, seconds):
 async def _one_size(size, options, database_url, workdir, people, log):
     """Measure one follower count on a fresh Redis and server; return its result."""
     redis_server = PrivateRedis(maxmemory=options["maxmemory"]).start()
-    target = PostgresOurs(redis_server.url, database_url, workdir=workdir)
+    target = PostgresOurs(redis_server.url, database_url, workdir=workdir,
+                          threshold=options["threshold"])
     streams = []
     try:
         target.start()
@@ -362,7 +379,8 @@ async def _one_size(size, options, database_url, workdir, people, log):
             stream.close()
         post_sent = sent + [None] * (options["posts"] - len(sent))
         delivery = _latencies(streams, post_sent, tag, reaction_post, reactions.sent_at)
-        result = {"followers": size, "online": len(streams) - len(failed),
+        result = {"followers": size, "large_author": size >= options["threshold"],
+                  "online": len(streams) - len(failed),
                   "recently_active": len(active), "posts": posts.summary(),
                   "reactions": reactions.summary(), "delivery": delivery,
                   "redis_idle_cpu_ms_per_s": round(idle_rate * 1000, 2),

@@ -200,7 +200,8 @@ def fanout_table(sizes):
     rows = []
     for r in sizes:
         p, q, d = r["posts"], r["reactions"], r["delivery"]
-        rows.append([f"{r['followers']:,}", f"{r['online']:,}", f"{r['recently_active']:,}",
+        rows.append([f"{r['followers']:,}", "yes" if r.get("large_author") else "no",
+                     f"{r['online']:,}", f"{r['recently_active']:,}",
                      f"{p['requests']}", _ms(p["p50_ms"], p["timed_out"]), _ms(p["p99_ms"]),
                      _fmt(p["redis_cpu_ms_per_event"], 1), _fmt(p["redis_memory_kb_per_event"]),
                      f"{q['requests']}", _ms(q["p50_ms"], q["timed_out"]), _ms(q["p99_ms"]),
@@ -208,7 +209,7 @@ def fanout_table(sizes):
                      _ms(d["posts"]["p50_ms"]), _ms(d["posts"]["p99_ms"]),
                      _ms(d["reactions"]["p50_ms"]), _ms(d["reactions"]["p99_ms"]),
                      f"{d['posts']['lost']}/{d['reactions']['lost']}"])
-    headers = ["followers", "online", "active", "posts", "POST p50 ms", "POST p99 ms",
+    headers = ["followers", "large author", "online", "active", "posts", "POST p50 ms", "POST p99 ms",
                "Redis CPU ms/post", "Redis KB/post", "reactions", "reaction p50 ms",
                "reaction p99 ms", "Redis CPU ms/reaction", "Redis KB/reaction",
                "post delivery p50 ms", "p99 ms", "reaction delivery p50 ms", "p99 ms",

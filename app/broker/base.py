@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from gevent.event import AsyncResult
 
+from app.broker.authors import AuthorRouter
 from app.broker.hub import Hub
 from app.events.wire import pack
 
@@ -22,10 +23,13 @@ class Replay:
     :param head: the channel's newest :class:`~app.events.wire.Position` (seq 0: none yet).
     :param messages: the events after the asked position, oldest first, or None when that
         position is no longer held (another epoch, trimmed, older than the time window).
+    :param marks: the names publishes set on the channel (:meth:`Broker.publish`'s *mark*),
+        as of *head*, or None when the channel does not know them (new, or reset).
     """
 
     head: object
     messages: list | None
+    marks: frozenset | None = None
 
 
 class Broker(ABC):
@@ -39,14 +43,20 @@ class Broker(ABC):
         self.history_max_events = history_max_events
         self.history_max_seconds = history_max_seconds
         self.hub = Hub()
+        #: Routes the large-author channel's events to this process's feed streams.
+        self.large = AuthorRouter(self)
         self._reads = {}
         self.stats = {"published": 0, "publish_failed": 0, "reconnects": 0}
 
     # -- publishing and history -------------------------------------------------------------
 
     @abstractmethod
-    def publish(self, channels, event):
+    def publish(self, channels, event, mark=None):
         """Publish *event* to every channel in *channels*; return the ids it got, in order.
+
+        *mark*, ``"+name"`` or ``"-name"``, also sets or clears that name in each channel's
+        marks, in the same step as the event: a feed keeps there which large authors its
+        reader follows, so that a stream's open reads them with the feed's head.
 
         A replayable event skips a cold channel, one that no stream has read (opened,
         resumed, polled) within ``history_max_seconds`` + 7 days and none listens to: no
@@ -59,6 +69,11 @@ class Broker(ABC):
     @abstractmethod
     def read(self, channel, after=None):
         """Return the :class:`Replay` of *channel* after the position *after* (None: head only)."""
+
+    @abstractmethod
+    def remember(self, channel, head, names):
+        """Make *names* the known marks of *channel*, unless an event was published after
+        *head* (its mark might be missing from *names*, looked up before it)."""
 
     def read_shared(self, channel, after=None):
         """Like :meth:`read`, but concurrent identical reads share one round trip.

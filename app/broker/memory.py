@@ -13,7 +13,7 @@ POSITION_GRACE_SECONDS = 7 * 86400
 
 
 class _Channel:
-    __slots__ = ("epoch", "seq", "history", "touched", "read_at")
+    __slots__ = ("epoch", "seq", "history", "touched", "read_at", "marks")
 
     def __init__(self, now):
         self.epoch = new_epoch()
@@ -21,6 +21,7 @@ class _Channel:
         self.history = None  # a deque of (monotonic time, Message) once it has events
         self.touched = now  # when it was made or last had an event
         self.read_at = now  # when a stream last opened or resumed it
+        self.marks = None  # a set once known (remember), kept by publishes' marks
 
 
 class MemoryBroker(Broker):
@@ -66,7 +67,7 @@ class MemoryBroker(Broker):
             elif state.touched < quiet_since:
                 state.history = None  # every event in it is past the window
 
-    def publish(self, channels, event):
+    def publish(self, channels, event, mark=None):
         """Append *event* to each channel's history and hand it to local subscribers.
 
         A cold channel gets nothing, and None for its id.
@@ -84,8 +85,13 @@ class MemoryBroker(Broker):
                     continue
                 state.seq += 1
                 event_id = Position(state.epoch, state.seq).event_id
+                if mark and state.marks is not None:
+                    if mark[0] == "+":
+                        state.marks.add(mark[1:])
+                    else:
+                        state.marks.discard(mark[1:])
             message = Message(event.type, head + event_id.encode() + tail if event_id else head,
-                              event_id, event.ts)
+                              event_id, event.ts, event.author)
             if event_id:
                 if state.history is None:
                     state.history = deque(maxlen=self.history_max_events)
@@ -108,19 +114,26 @@ class MemoryBroker(Broker):
         now = self._clock()
         state = self._channel(channel, now)
         head = Position(state.epoch, state.seq)
+        marks = None if state.marks is None else frozenset(state.marks)
         if after is None:
-            return Replay(head, [])
+            return Replay(head, [], marks)
         if after.epoch != state.epoch or after.seq > state.seq:
-            return Replay(head, None)
+            return Replay(head, None, marks)
         missed = state.seq - after.seq
         if missed == 0:
-            return Replay(head, [])
+            return Replay(head, [], marks)
         if state.history is None:
-            return Replay(head, None)
+            return Replay(head, None, marks)
         self._trim(state, now)
         if missed > len(state.history):
-            return Replay(head, None)
-        return Replay(head, [message for _, message in list(state.history)[-missed:]])
+            return Replay(head, None, marks)
+        return Replay(head, [message for _, message in list(state.history)[-missed:]], marks)
+
+    def remember(self, channel, head, names):
+        """Make *names* the marks of *channel*, unless something was published after *head*."""
+        state = self._channels.get(channel)
+        if state is not None and (state.epoch, state.seq) == (head.epoch, head.seq):
+            state.marks = set(names)
 
     def _listen(self, channel):
         """Nothing to do: publish hands messages to the hub directly."""

@@ -91,7 +91,7 @@ class RedisBroker(Broker):
 
     # -- publishing and history -------------------------------------------------------------
 
-    def publish(self, channels, event):
+    def publish(self, channels, event, mark=None):
         """Publish *event* to *channels* in one pipelined round trip; return their ids.
 
         A cold channel (see :mod:`app.broker.scripts`) gets nothing, and None for its id.
@@ -107,8 +107,8 @@ class RedisBroker(Broker):
                 if event.replayable:
                     keys = [key for channel in batch for key in self._keys(channel)]
                     self.scripts.run(pipe, "publish", keys, [
-                        head, tail, event.type, event.ts, self.history_max_events,
-                        self.history_max_seconds * 1000, self.publish_command])
+                        head, tail, event.wire_type, event.ts, self.history_max_events,
+                        self.history_max_seconds * 1000, self.publish_command, mark or ""])
                 else:
                     [channel] = batch
                     self.scripts.run(pipe, "publish_ephemeral", [self._pubsub_name(channel)], [
@@ -166,11 +166,20 @@ class RedisBroker(Broker):
         except _ERRORS as exc:
             raise BrokerUnavailable(f"reading history from Redis failed: {exc}") from exc
         head = Position(reply[0].decode(), int(reply[1]))
+        marks = None if reply[2] == 0 else frozenset(name.decode() for name in reply[2])
         if after is None:
-            return Replay(head, [])
-        if reply[2] == b"resync":
-            return Replay(head, None)
-        return Replay(head, [unpack(raw) for raw in reply[3:]])
+            return Replay(head, [], marks)
+        if reply[3] == b"resync":
+            return Replay(head, None, marks)
+        return Replay(head, [unpack(raw) for raw in reply[4:]], marks)
+
+    def remember(self, channel, head, names):
+        """Make *names* the marks of *channel*, unless something was published after *head*."""
+        try:
+            self.scripts.run(self.redis, "remember", self._keys(channel)[:1],
+                             [head.epoch, head.seq, *names])
+        except _ERRORS as exc:
+            raise BrokerUnavailable(f"storing a channel's marks in Redis failed: {exc}") from exc
 
     # -- live delivery ----------------------------------------------------------------------
 

@@ -4,6 +4,11 @@ Keys of one channel share a hash tag (``{feed:…}``), so each script touches on
 slot. Per channel: ``<prefix>:{<channel>}:m`` is a hash with the epoch ``e`` and the last
 sequence number ``s``; ``<prefix>:{<channel>}:h`` is a Redis Stream of the wire bytes of recent
 events, trimmed by count and by age; the live copy is published on ``<prefix>:{<channel>}``.
+
+The meta hash may also hold a channel's *marks*: names a publish sets (``+name``) or clears
+(``-name``) as it appends an event, kept only once the set is known (field ``k``, set by
+``REMEMBER``), as fields ``a:<name>``. A feed keeps the large authors its reader follows there,
+so a stream's open reads them with the feed's head, in the same script.
 """
 
 # Server time in ms: every host's publishes are trimmed and aged by one clock.
@@ -22,7 +27,8 @@ end
 
 # KEYS: meta and history of each channel, in pairs (one pair on a Redis Cluster, where a
 # script's keys share a slot).  ARGV: head, tail, type, ts, maxlen, max_age_ms, publish command
-# (PUBLISH or SPUBLISH).  Returns each channel's event id, or nil for a cold channel.
+# (PUBLISH or SPUBLISH), mark ('+name', '-name' or '').  Returns each channel's event id, or nil
+# for a cold channel.
 #
 # A channel is cold when it has no metadata: nobody opened it within the metadata's lifetime
 # (history window + 7 days, renewed by reads and by the workers holding its streams, never by
@@ -46,6 +52,14 @@ for i = 1, #KEYS, 2 do
     redis.call('PEXPIRE', history, ARGV[6])
     -- The pub/sub name is the meta key without its ':m'.
     redis.call(ARGV[7], string.sub(meta, 1, -3), wire)
+    if ARGV[8] ~= '' and redis.call('HEXISTS', meta, 'k') == 1 then
+      local field = 'a:' .. string.sub(ARGV[8], 2)
+      if string.sub(ARGV[8], 1, 1) == '+' then
+        redis.call('HSET', meta, field, 1)
+      else
+        redis.call('HDEL', meta, field)
+      end
+    end
     ids[#ids + 1] = id
   end
 end
@@ -53,34 +67,61 @@ return ids
 """
 
 # KEYS: meta, history.  ARGV: after epoch ('' for the head only), after seq, max_age_ms,
-# meta_ttl_ms, new_epoch.  Returns {epoch, seq} for the head, then 'ok' and the wire bytes of
-# every event after the position, oldest first, or 'resync' when they are not all held.
+# meta_ttl_ms, new_epoch.  Returns {epoch, seq, marks} for the head (marks: the names, or 0 when
+# not known), then 'ok' and the wire bytes of every event after the position, oldest first, or
+# 'resync' when they are not all held.
 READ = _NOW + _EPOCH.replace("ARGV_EPOCH", "ARGV[5]") + """
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 local seq = tonumber(redis.call('HGET', KEYS[1], 's'))
-if ARGV[1] == '' then return {epoch, seq} end
+local marks = 0
+if redis.call('HEXISTS', KEYS[1], 'k') == 1 then
+  marks = {}
+  local fields = redis.call('HGETALL', KEYS[1])
+  for i = 1, #fields, 2 do
+    if string.sub(fields[i], 1, 2) == 'a:' then marks[#marks + 1] = string.sub(fields[i], 3) end
+  end
+end
+if ARGV[1] == '' then return {epoch, seq, marks} end
 local after = tonumber(ARGV[2])
-if ARGV[1] ~= epoch or after > seq then return {epoch, seq, 'resync'} end
+if ARGV[1] ~= epoch or after > seq then return {epoch, seq, marks, 'resync'} end
 local missed = seq - after
-if missed == 0 then return {epoch, seq, 'ok'} end
+if missed == 0 then return {epoch, seq, marks, 'ok'} end
 -- Sequence numbers in the stream are consecutive, so the newest `missed` entries are exactly
 -- the events after `after`, unless trimming took some of them.
 local entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', missed)
-if #entries < missed then return {epoch, seq, 'resync'} end
+if #entries < missed then return {epoch, seq, marks, 'resync'} end
 local oldest_ms = tonumber(string.match(entries[#entries][1], '^(%d+)'))
-if now - oldest_ms > tonumber(ARGV[3]) then return {epoch, seq, 'resync'} end
-local result = {epoch, seq, 'ok'}
+if now - oldest_ms > tonumber(ARGV[3]) then return {epoch, seq, marks, 'resync'} end
+local result = {epoch, seq, marks, 'ok'}
 for i = #entries, 1, -1 do result[#result + 1] = entries[i][2][2] end
 return result
 """
 
 # KEYS: meta, history.  ARGV: new epoch, pubsub channel, publish command, checkpoint mark.
-# Starts a new epoch when a publish may have been lost, so resuming clients resync.
+# Starts a new epoch when a publish may have been lost, so resuming clients resync; the marks
+# are no longer known (the lost publish may have changed them).
 RESET = """
 redis.call('HSET', KEYS[1], 'e', ARGV[1], 's', 0)
+redis.call('HDEL', KEYS[1], 'k')
 redis.call('DEL', KEYS[2])
 redis.call(ARGV[3], ARGV[2], ARGV[4] .. ' ' .. ARGV[1] .. '-0 0 ')
 return ARGV[1]
+"""
+
+# KEYS: meta.  ARGV: epoch, seq, then the names.  Makes the names the channel's known marks,
+# unless an event was published since the head (epoch, seq) was read: its mark may be missing
+# from the names, which were looked up before it. Returns 1 when stored.
+REMEMBER = """
+if redis.call('HGET', KEYS[1], 'e') ~= ARGV[1] or redis.call('HGET', KEYS[1], 's') ~= ARGV[2] then
+  return 0
+end
+local fields = redis.call('HKEYS', KEYS[1])
+for i = 1, #fields do
+  if string.sub(fields[i], 1, 2) == 'a:' then redis.call('HDEL', KEYS[1], fields[i]) end
+end
+for i = 3, #ARGV do redis.call('HSET', KEYS[1], 'a:' .. ARGV[i], 1) end
+redis.call('HSET', KEYS[1], 'k', 1)
+return 1
 """
 
 # KEYS: the pub/sub channel (declared, so Redis Cluster routes it to its shard).
@@ -89,5 +130,5 @@ PUBLISH_EPHEMERAL = """
 return redis.call(ARGV[2], KEYS[1], ARGV[1])
 """
 
-SOURCES = {"publish": PUBLISH, "read": READ, "reset": RESET,
+SOURCES = {"publish": PUBLISH, "read": READ, "reset": RESET, "remember": REMEMBER,
            "publish_ephemeral": PUBLISH_EPHEMERAL}

@@ -3,6 +3,9 @@ from app.events.schema import NEW_POST
 
 FEED = "feed"
 POST = "post"
+# The one channel of every large author's events (app/broker/authors.py): no client opens it;
+# feed streams whose reader follows a large author read it beside their own feed.
+LARGE = "large"
 
 
 def feed_channel(user_id):
@@ -27,13 +30,11 @@ def feed_channels(author_id, follower_ids):
     return channels
 
 
-def post_event_channels(event_type, post_id, author_id, follower_ids):
-    """Return the channels of an event about a post, in a stable order.
+def post_event_channels(event_type, post_id):
+    """Return the channels of an event about a post besides the feeds: the post's own,
+    for every event except ``new_post``.
 
-    The feeds are the author's and those of everyone following the author now; every post
-    event except ``new_post`` also goes to the post's own channel.
+    The feeds are the author's and those of everyone following the author when it is sent
+    (:mod:`app.services.audience`).
     """
-    channels = feed_channels(author_id, follower_ids)
-    if event_type != NEW_POST:
-        channels.append(post_channel(post_id))
-    return channels
+    return [] if event_type == NEW_POST else [post_channel(post_id)]

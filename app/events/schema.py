@@ -14,6 +14,10 @@ COMMENT_LIKE = "comment_like"
 TYPING = "typing"
 COMMENT_COUNT = "comment_count"  # on feeds only, conflated (app/services/conflation.py)
 NOTIFICATION = "notification"  # on the recipient's own feed only
+# Internal, on one reader's feed channel: they started or stopped following a large author
+# (app/services/audience.py). Kept in history like an event, so a stream that resumes or
+# repairs a gap applies it too; a stream applies it and never sends it to its client.
+FOLLOWS_CHANGED = "_follows"
 # Between processes only, on the ``signouts`` channel no client can open: a login session ended.
 SESSION_ENDED = "session_ended"
 
@@ -45,11 +49,20 @@ class Event:
     :param type: one of the event types above.
     :param payload: the type's fields (``post``, ``post_id``…), JSON-serialisable.
     :param ts: publish time in ms since the epoch.
+    :param author: on the large-author channel only: whose followers the event is for. It
+        travels in the wire header (``<type>@<author>``), so a worker routes it without
+        decoding the JSON.
     """
 
     type: str
     payload: dict
     ts: int = field(default_factory=now_ms)
+    author: str | None = None
+
+    @property
+    def wire_type(self):
+        """Return the type as the wire header carries it: with ``@<author>`` when routed."""
+        return f"{self.type}@{self.author}" if self.author else self.type
 
     @property
     def replayable(self):

@@ -2,7 +2,7 @@
 (made and checked by :mod:`app.auth.passwords`)."""
 from datetime import datetime
 
-from sqlalchemy import String
+from sqlalchemy import Boolean, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
@@ -19,6 +19,9 @@ class User(db.Model):
     display_name: Mapped[str] = mapped_column(String(50))
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Has LARGE_AUTHOR_FOLLOWERS followers or more: events go once to the large-author
+    # channel instead of to every follower's feed (app/services/audience.py).
+    large_author: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     def __init__(self, username, password_hash, display_name=None):
         super().__init__(username=username, username_key=username.lower(),

@@ -2,12 +2,11 @@
 from flask import redirect, render_template, request, url_for
 
 from app.counts import viewer_reactions
-from app.events.channels import feed_channel
 from app.inputs import schemas
 from app.inputs.pagination import decode_cursor, encode_cursor
 from app.pages import bp
 from app.pages.forms import read_content
-from app.pages.live import resume_point
+from app.pages.live import feed_resume_point
 from app.pages.viewer import current_viewer, safe_next, signed_in
 from app.ratelimit import limit_writes
 from app.serializers import posts_json
@@ -23,7 +22,7 @@ def index():
     viewer = current_viewer()
     if viewer is None:
         return render_template("pages/welcome.html")
-    last_event_id = resume_point(feed_channel(viewer.id))
+    last_event_id = feed_resume_point(viewer.id)
     rows, cursor = posts.feed_page(viewer.id, PAGE_SIZE,
                                    decode_cursor(request.args.get("before"), "before"))
     return render_template("pages/feed.html", posts=posts_json(rows, viewer.id),

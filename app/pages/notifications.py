@@ -1,10 +1,9 @@
 """The notifications page (grouped, marked read as they are shown) and the service worker."""
 from flask import current_app, render_template, request, send_from_directory, url_for
 
-from app.events.channels import feed_channel
 from app.inputs.pagination import decode_cursor, encode_cursor
 from app.pages import bp
-from app.pages.live import resume_point
+from app.pages import live
 from app.pages.viewer import current_viewer, signed_in
 from app.services import notifications
 from app.services.notifications import COMMENT, COMMENT_LIKE, FOLLOW, REACTION
@@ -81,5 +80,5 @@ def notifications_context():
 
     def feed_resume_point():
         viewer = current_viewer()
-        return resume_point(feed_channel(viewer.id)) if viewer is not None else ""
+        return live.feed_resume_point(viewer.id) if viewer is not None else ""
     return {"unread_notifications": unread_notifications, "feed_resume_point": feed_resume_point}

@@ -1,10 +1,9 @@
 """A person's profile: who they are, follow or unfollow them, their posts."""
 from flask import redirect, render_template, request, url_for
 
-from app.events.channels import feed_channel
 from app.inputs.pagination import decode_cursor, encode_cursor
 from app.pages import bp
-from app.pages.live import resume_point
+from app.pages.live import feed_resume_point
 from app.pages.viewer import current_viewer, signed_in
 from app.serializers import posts_json, user_json
 from app.services import follows, posts
@@ -20,7 +19,7 @@ def profile(username):
     viewer = current_viewer()
     person = get_user(username)
     # The viewer's feed carries the events of this profile's posts when the viewer follows them.
-    last_event_id = resume_point(feed_channel(viewer.id))
+    last_event_id = feed_resume_point(viewer.id)
     rows, cursor = posts.user_posts_page(person.id, PAGE_SIZE,
                                          decode_cursor(request.args.get("before"), "before"))
     return render_template("pages/profile.html", person=user_json(person, viewer.id),

@@ -1,31 +1,71 @@
-"""Follows between users; idempotent both ways."""
-from sqlalchemy import delete, select
+"""Follows between users; idempotent both ways.
 
+Following or unfollowing a large author also tells the reader's open streams, and the follow
+that makes an author large tells every follower's (:mod:`app.services.audience`).
+"""
+import logging
+
+from sqlalchemy import delete
+
+from app.broker import BrokerUnavailable
 from app.errors import ApiError
 from app.extensions import db
 from app.models import Follow
-from app.services import notifications
+from app.services import audience, notifications
 from app.services.upsert import insert
+
+log = logging.getLogger(__name__)
 
 
 def follow(viewer_id, target):
     """Make *viewer_id* follow *target*; following twice changes nothing."""
     if target.id == viewer_id:
         raise ApiError("you cannot follow yourself", code="bad_request", status=400)
+    since = _large_head_before_commit(target)
     added = db.session.execute(insert(Follow).values(
         follower_id=viewer_id, followee_id=target.id).on_conflict_do_nothing()).rowcount
     created = notifications.on_follow(viewer_id, target.id) if added else []
+    became_large = bool(added and not target.large_author and since is not None
+                    and audience.threshold_reached(target.id)
+                    and audience.mark_large(target, True))
     db.session.commit()
     notifications.announce(created)
+    if became_large:
+        audience.announce_large(target.id, since)
+    elif added and (target.large_author or audience.is_large(target.id)):
+        # Large before this follow, or made large by a follow committed beside this one,
+        # whose announcement may have looked for followers before this one was committed.
+        if since is None:
+            log.error("reader %s follows large author %s with the broker away: their open "
+                      "streams learn it on their next open", viewer_id, target.id)
+        else:
+            audience.announce_follow(viewer_id, target.id, True, since)
+
+
+def _large_head_before_commit(target):
+    """Return the large-author channel's head, read before the follow commits: whatever the
+    author publishes after the commit is after it.
+
+    Without the broker, a follow of a large author waits (503): the reader's streams could
+    not be told. A small author's follow goes on; that author just cannot become large now.
+    """
+    if target.large_author:
+        return audience.large_head()
+    try:
+        return audience.large_head()
+    except BrokerUnavailable:
+        log.warning("broker away: author %s cannot become large with this follow", target.id)
+        return None
 
 
 def unfollow(viewer_id, target):
     """Make *viewer_id* stop following *target*; unfollowing twice changes nothing."""
-    db.session.execute(delete(Follow).where(Follow.follower_id == viewer_id,
-                                            Follow.followee_id == target.id))
+    removed = db.session.execute(delete(Follow).where(Follow.follower_id == viewer_id,
+                                                      Follow.followee_id == target.id)).rowcount
+    if removed and target.large_author and audience.below_half(target.id):
+        audience.mark_large(target, False)
     db.session.commit()
-
-
-def follower_ids(user_id):
-    """Return the ids of everyone following *user_id* now."""
-    return list(db.session.scalars(select(Follow.follower_id).where(Follow.followee_id == user_id)))
+    if removed:
+        # Whatever the author is now: one large before may be again, and the reader's feed
+        # must not keep them in its marks.
+        audience.announce_follow(viewer_id, target.id, False)

@@ -8,8 +8,10 @@ from app.broker.extension import current_broker
 log = logging.getLogger(__name__)
 
 
-def publish(channels, event):
+def publish(channels, event, mark=None):
     """Publish *event* to *channels*; log and count a failure instead of raising it.
+
+    *mark* sets or clears a name in each channel's marks (:meth:`app.broker.Broker.publish`).
 
     Call this only after ``db.session.commit()``: a client that receives the event and asks
     the API must see the change. A lost publish makes the broker restart those channels'
@@ -18,7 +20,7 @@ def publish(channels, event):
     if not channels:
         return
     try:
-        ids = current_broker().publish(channels, event)
+        ids = current_broker().publish(channels, event, mark)
     except BrokerUnavailable as exc:
         metrics.PUBLISH_FAILED.inc()
         log.error("event %s not published to %d channels: %s", event.type, len(channels), exc)

@@ -3,20 +3,20 @@ from sqlalchemy import and_, or_, select
 
 from app.errors import Forbidden
 from app.events import schema
-from app.events.channels import feed_channels, post_event_channels
+from app.events.channels import post_event_channels
 from app.extensions import db
 from app.models import Follow, Post
 from app.models.base import utcnow
 from app.serializers import post_json
-from app.services import notifications, notify
-from app.services.follows import follower_ids
+from app.services import notifications
+from app.services.audience import publish_to_followers
 from app.services.lookup import get_post
 
 
-def publish_post_event(event_type, post, payload):
-    """Publish an event about *post* to its author's and followers' feeds and its channel."""
-    channels = post_event_channels(event_type, post.id, post.author_id, follower_ids(post.author_id))
-    notify.publish(channels, schema.Event(event_type, payload))
+def publish_post_event(event_type, post_id, author_id, payload):
+    """Publish an event about a post to its author's and followers' feeds and its channel."""
+    publish_to_followers(author_id, schema.Event(event_type, payload),
+                         post_event_channels(event_type, post_id))
 
 
 def publish_to_feeds(post_id, event_of):
@@ -26,7 +26,7 @@ def publish_to_feeds(post_id, event_of):
     """
     author_id = db.session.scalar(select(Post.author_id).where(Post.id == post_id))
     if author_id is not None:
-        notify.publish(feed_channels(author_id, follower_ids(author_id)), event_of(post_id))
+        publish_to_followers(author_id, event_of(post_id))
 
 
 def create_post(author_id, content):
@@ -36,7 +36,8 @@ def create_post(author_id, content):
     db.session.flush()  # gives the post its id
     created = notifications.on_mentions(author_id, content, post.id)
     db.session.commit()
-    publish_post_event(schema.NEW_POST, post, {"post": post_json(post, with_my_reaction=False)})
+    publish_post_event(schema.NEW_POST, post.id, post.author_id,
+                       {"post": post_json(post, with_my_reaction=False)})
     notifications.announce(created)
     return post
 
@@ -55,7 +56,8 @@ def update_post(user_id, post_id, content):
     post.updated_at = utcnow()
     created = notifications.on_mentions(user_id, content, post.id)  # the newly mentioned only
     db.session.commit()
-    publish_post_event(schema.POST_UPDATED, post, {"post": post_json(post, with_my_reaction=False)})
+    publish_post_event(schema.POST_UPDATED, post.id, post.author_id,
+                       {"post": post_json(post, with_my_reaction=False)})
     notifications.announce(created)
     return post
 
@@ -64,10 +66,9 @@ def delete_post(user_id, post_id):
     """Delete the user's own post with its comments and reactions; announce ``post_deleted``."""
     post = _own_post(user_id, post_id)
     post_id, author_id = post.id, post.author_id
-    channels = post_event_channels(schema.POST_DELETED, post_id, author_id, follower_ids(author_id))
     db.session.delete(post)
     db.session.commit()
-    notify.publish(channels, schema.Event(schema.POST_DELETED, {"post_id": post_id}))
+    publish_post_event(schema.POST_DELETED, post_id, author_id, {"post_id": post_id})
 
 
 def _newest_first(query, limit, before):

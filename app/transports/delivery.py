@@ -34,7 +34,8 @@ class Inbox:
     """The bounded queue between the hub and one stream (a hub subscriber)."""
 
     __slots__ = ("channel", "max_events", "max_bytes", "max_lag_ms", "closed", "on_close",
-                 "direct", "checkpoint", "_items", "_bytes", "_waiter", "_woken", "_marked")
+                 "direct", "checkpoint", "large_checkpoint", "_items", "_bytes", "_waiter",
+                 "_woken", "_marked")
 
     def __init__(self, channel, max_events=512, max_bytes=4 << 20, max_lag=10.0, on_close=None):
         self.channel = channel
@@ -48,6 +49,8 @@ class Inbox:
         self.direct = None
         #: The channel's head from the broker's last checkpoint, until the stream takes it.
         self.checkpoint = None
+        #: The same for the large-author channel, when the stream reads it too.
+        self.large_checkpoint = None
         self._items = []  # a list: an empty deque costs a 64-slot block per idle stream
         self._bytes = 0
         self._waiter = None  # set while the stream waits in get()
@@ -84,6 +87,12 @@ class Inbox:
             self.checkpoint = head
             self.wake()
 
+    def check_large(self, head):
+        """Keep the large-author channel's *head* for the stream to compare; wake it."""
+        if not self.closed:
+            self.large_checkpoint = head
+            self.wake()
+
     def close(self, reason):
         """Close the inbox for *reason* and wake its stream; queued messages are dropped."""
         if self.closed:
@@ -97,7 +106,8 @@ class Inbox:
 
     def get(self, timeout):
         """Return every queued message, waiting up to *timeout* seconds for the first."""
-        if not self._items and not self.closed and self.checkpoint is None:
+        if not self._items and not self.closed and self.checkpoint is None and \
+                self.large_checkpoint is None:
             # A bare Waiter and timer, not an Event and a Timeout: thousands of streams wait
             # at once, each holding its objects and the saved C stack of its greenlet.
             hub = get_hub()
@@ -127,6 +137,11 @@ class Inbox:
     def take_checkpoint(self):
         """Return and forget the head of the last checkpoint (None when there was none)."""
         head, self.checkpoint = self.checkpoint, None
+        return head
+
+    def take_large_checkpoint(self):
+        """Return and forget the large-author channel's last checkpoint head (or None)."""
+        head, self.large_checkpoint = self.large_checkpoint, None
         return head
 
     def wake(self):

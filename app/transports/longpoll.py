@@ -64,7 +64,7 @@ def _answer(session, messages, start):
     if ids:
         cursor = ids[-1]
     elif len(messages) <= MAX_EVENTS:
-        cursor = session.position.event_id
+        cursor = session.cursor
     else:
         cursor = start
     body = b'{"events":[%s],"cursor":"%s"}' % (b",".join(m.data for m in returned), cursor.encode())
@@ -83,7 +83,7 @@ def _poll(kind, key=None):
     # A client that gives up on its poll frees the slot now, not at the end of the timeout.
     watcher = watch_hangup(session, request.environ)
     try:
-        start = session.position.event_id
+        start = session.cursor
         messages = _wait(session, initial, timeout)
         body = _answer(session, messages, start)
         session.delivered(messages[:MAX_EVENTS])

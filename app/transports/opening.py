@@ -8,7 +8,9 @@ from app.auth.stream_auth import authenticate_stream
 from app.broker import BrokerUnavailable
 from app.broker.extension import current_broker
 from app.errors import RateLimited, Unavailable
+from app.events.channels import FEED, channel_kind
 from app.extensions import db
+from app.services.audience import large_followees
 from app.services.channels import authorize_channel
 from app.stream_quota import QuotaUnavailable, current_quota
 from app.transports.delivery import GONE, SLOW, raw_socket
@@ -64,9 +66,20 @@ def open_session(transport, identity, channel, last_event_id, environ):
     """
     # A stream may stay open for hours: it must not pin a database connection.
     db.session.remove()
+    load_authors = None
+    if channel_kind(channel) == FEED:
+        user_id = identity.user_id
+
+        def load_authors():
+            """The large authors whose events reach this feed by their own channel."""
+            try:
+                return large_followees(user_id)
+            finally:
+                db.session.remove()
+
     session = StreamSession(current_broker(), channel, identity, transport, current_app.config,
                             current_quota(), current_app.extensions["streams_by_session"],
-                            on_close=_closer(environ))
+                            on_close=_closer(environ), load_authors=load_authors)
     _bound_send_buffer(environ, current_app.config["STREAM_SEND_BUFFER_BYTES"])
     try:
         initial = session.open(last_event_id)

@@ -6,16 +6,24 @@ message is then checked against the session's position (epoch and sequence numbe
 rule, :func:`in_sequence`: the next event goes out, a duplicate of what replay sent is dropped,
 a jump is filled from history, and what history no longer holds becomes ``resync_required``.
 How a stream ends (token expired, signed out) is decided once too, by :meth:`StreamSession.ending`.
+
+A feed stream whose reader follows large authors also reads the large-author channel
+(:mod:`app.broker.authors`): its place is then a :class:`~app.events.wire.Cursor` of two
+positions, and every event it sends carries that compound id. Its own feed channel tells it
+when its reader follows or unfollows a large author (``_follows`` entries, applied, never
+sent), on every worker that holds one of its streams.
 """
 import logging
 import sys
 import time
 import uuid
 
+import orjson
+
 from app import metrics
 from app.events import schema
-from app.events.channels import channel_kind
-from app.events.wire import Message, Position
+from app.events.channels import FEED, LARGE, channel_kind
+from app.events.wire import Cursor, Message, Position
 from app.transports.delivery import EXPIRED, REVOKED, SHUTDOWN, SLOW, Inbox
 
 log = logging.getLogger(__name__)
@@ -72,15 +80,21 @@ class StreamSession:
     :param settings: the app config (ping interval, queue bounds, per-user limit).
     :param quota: the stream count (:mod:`app.stream_quota`).
     :param signouts: this process's :class:`~app.auth.signout.StreamsBySession`.
+    :param load_authors: on a feed, returns the large authors its reader follows (their events
+        come on the large-author channel). The feed's own marks say it on every read
+        (:class:`~app.broker.Replay`), kept by the ``_follows`` entries' publishes; this is
+        called only when the feed does not know them (its history is new or was reset), and
+        its answer is stored for the next open: a resume or resync runs no SQL.
     """
 
     # Thousands of sessions wait at once in a worker: no per-instance __dict__.
     __slots__ = ("broker", "quota", "signouts", "channel", "kind", "identity", "transport",
-                 "ping_seconds", "limit", "stream_id", "position", "inbox", "writer", "_slot",
-                 "_subscribed", "_open_gauge", "opened_at")
+                 "ping_seconds", "limit", "stream_id", "position", "large", "authors",
+                 "_load_authors", "inbox", "writer", "_slot", "_subscribed", "_open_gauge",
+                 "opened_at")
 
     def __init__(self, broker, channel, identity, transport, settings, quota, signouts,
-                 on_close=None):
+                 on_close=None, load_authors=None):
         self.broker = broker
         self.quota = quota
         self.signouts = signouts
@@ -92,6 +106,11 @@ class StreamSession:
         self.limit = settings["STREAMS_PER_USER"]
         self.stream_id = uuid.uuid4().hex
         self.position = None
+        #: The place in the large-author channel, once the stream reads it (else None).
+        self.large = None
+        #: The large authors followed; the router's own set once joined.
+        self.authors = ()
+        self._load_authors = load_authors if self.kind == FEED else None
         self.inbox = Inbox(channel, on_close=on_close,
                            max_events=settings["STREAM_QUEUE_MAX_EVENTS"],
                            max_bytes=settings["STREAM_QUEUE_MAX_BYTES"],
@@ -134,13 +153,57 @@ class StreamSession:
         return initial
 
     def _resume(self, last_event_id):
-        after = Position.parse(last_event_id) if last_event_id else None
+        cursor = Cursor.parse(last_event_id) if last_event_id else None
+        after = cursor.own if cursor else None
+        since = cursor.large if cursor and self.kind == FEED else None
         replay = self.broker.read_shared(self.channel, after)
         if after is None or replay.messages is None:
             self.position = replay.head
+            self._start_large(replay)
             return [control(schema.RESYNC_REQUIRED)] if last_event_id else []
         self.position = after
-        return self._accept(replay.messages)
+        self._start_large(replay, since)
+        out, catch_ups = self._visible(self._accept(replay.messages))
+        if since is not None:
+            out.extend(self._fill_large())
+        for author, start in catch_ups:
+            out.extend(self._fill_large(author, start))
+        if any(m.type == schema.RESYNC_REQUIRED for m in out):
+            return self._restart()
+        self._catch_up_large()
+        return out
+
+    def _start_large(self, replay, since=None):
+        """Read the large-author channel from *since* (None: its head) if the reader follows
+        a large author, or *since* says they did; join the router before reading it.
+
+        Who they follow is the feed's marks as of the *replay*'s head; the ``_follows``
+        entries replayed after the resume point change nothing more (each is already in the
+        marks) but tell where to catch up from.
+        """
+        load, self._load_authors = self._load_authors, None
+        authors = replay.marks
+        if authors is None and load is not None:
+            authors = load()
+            self.broker.remember(self.channel, replay.head, authors)
+        if authors:
+            self.authors = self.broker.large.join(self.inbox, authors)
+        if since is not None:
+            self.large = since
+        elif authors:
+            self.large = self.broker.read_shared(LARGE).head
+
+    def _restart(self):
+        """Start over at both heads: what ``resync_required`` tells the client to do."""
+        self.position = self.broker.read_shared(self.channel).head
+        if self.large is not None:
+            self.large = self.broker.read_shared(LARGE).head
+        return [control(schema.RESYNC_REQUIRED)]
+
+    @property
+    def cursor(self):
+        """Return the id that resumes this stream where it is now."""
+        return Cursor(self.position, self.large).event_id
 
     def close(self):
         """Unsubscribe and give back the slot, and log why the stream ended; safe to call twice.
@@ -157,6 +220,7 @@ class StreamSession:
             self._open_gauge.dec()
             self.signouts.discard(self.identity.sid, self.inbox)
             self.broker.unsubscribe(self.inbox)
+            self.broker.large.leave(self.inbox)
             if self.inbox.closed == SLOW:
                 metrics.SLOW_CONSUMERS.labels(self.transport).inc()
         if self._slot:
@@ -200,6 +264,11 @@ class StreamSession:
         items = inbox.get(timeout)
         if inbox.closed:
             raise StreamEnded(inbox.closed)
+        large = ()
+        if self.large is not None:  # the router may have queued large-author events
+            large = [m for m in items if m.author is not None]
+            if large:
+                items = [m for m in items if m.author is None]
         after = in_sequence(self.position, items)
         if after is not None:
             self.position = after
@@ -214,6 +283,17 @@ class StreamSession:
         head = inbox.take_checkpoint()
         if head is not None:
             out.extend(self._check(head))
+        if self.kind != FEED:
+            return out
+        out, catch_ups = self._visible(out)
+        for author, start in catch_ups:
+            out.extend(self._fill_large(author, start))
+        if large:
+            out.extend(self._receive_large(large))
+        head = inbox.take_large_checkpoint()
+        if head is not None:
+            out.extend(self._check_large(head))
+        self._catch_up_large()
         return out
 
     def _order(self, message):
@@ -249,6 +329,112 @@ class StreamSession:
         if fresh:
             self.position = fresh[-1].position
         return fresh
+
+    # -- a feed's large authors ---------------------------------------------------------------
+
+    def _visible(self, messages):
+        """Apply the feed's ``_follows`` entries among *messages*; return the rest and the
+        catch-ups they ask for, ``[(author, since)]``.
+
+        The rest go out with compound ids when the stream reads the large-author channel.
+        """
+        out, catch_ups = [], []
+        for message in messages:
+            if message.type == schema.FOLLOWS_CHANGED:
+                caught = self._follows_changed(message)
+                if caught is not None:
+                    catch_ups.append(caught)
+            elif self.large is not None and message.event_id is not None:
+                out.append(message.stamped(f"{message.event_id}.{self.large.event_id}"))
+            else:
+                out.append(message)
+        return out, catch_ups
+
+    def _follows_changed(self, message):
+        """Start or stop reading one large author; return ``(author, since)`` to catch up."""
+        entry = orjson.loads(message.data)
+        author = entry["author"]
+        router = self.broker.large
+        if not entry["following"]:
+            router.unfollow(self.inbox, author)
+            return None
+        since = Position.parse(entry["since"])
+        if not self.authors:
+            self.authors = router.join(self.inbox, (author,))
+        else:
+            router.follow(self.inbox, author)
+        if self.large is None:
+            self.large = since
+        return author, since
+
+    def _receive_large(self, messages):
+        """Return what to send for live large-author events the router handed this stream."""
+        out = []
+        for message in messages:
+            if message.author not in self.authors:
+                continue  # unfollowed since it was queued
+            large = self.large
+            if message.epoch == large.epoch:
+                if message.seq > large.seq:
+                    self.large = message.position
+                    out.append(message.stamped(self.cursor))
+            else:
+                out.extend(self._check_large(message.position))
+        return out
+
+    def _check_large(self, head):
+        """Return what to send after the large-author channel's head was said to be *head*."""
+        large = self.large
+        if large is None or head.epoch == large.epoch and head.seq <= large.seq:
+            return []
+        return self._fill_large()
+
+    def _fill_large(self, author=None, since=None):
+        """Read the large-author channel after the stream's place; return its authors' events.
+
+        With *author*, also that author's events after *since* (they were not handed to this
+        stream before it followed them). History no longer holding what is asked gives
+        ``resync_required``.
+        """
+        large = self.large
+        start = large
+        if since is not None and since.epoch != large.epoch:
+            # The channel restarted between the follow and this stream's place: what the
+            # author published in between may be gone.
+            self.large = self.broker.read_shared(LARGE).head
+            return [control(schema.RESYNC_REQUIRED)]
+        if since is not None and since.seq < large.seq:
+            start = since
+        replay = self.broker.read_shared(LARGE, start)
+        if replay.messages is None:
+            self.large = replay.head
+            return [control(schema.RESYNC_REQUIRED)]
+        out = []
+        for message in replay.messages:
+            if message.epoch != large.epoch:
+                continue
+            if message.seq > self.large.seq:
+                self.large = message.position
+                wanted = message.author in self.authors
+            else:  # already passed: only the newly followed author's
+                wanted = message.author == author and message.seq > since.seq
+            if wanted:
+                out.append(message.stamped(self.cursor))
+        return out
+
+    def _catch_up_large(self):
+        """Move the large-author place to the process's, when nothing of it is pending.
+
+        The router handed this stream every event of its authors up to its own position; with
+        none of them queued, the ones in between were other authors'. A cursor kept near the
+        head stays inside the channel's history window however quiet the stream's authors.
+        """
+        large, inbox = self.large, self.inbox
+        if large is None or inbox.peek() or inbox.large_checkpoint is not None:
+            return
+        seen = self.broker.large.position
+        if seen is not None and seen.epoch == large.epoch and seen.seq > large.seq:
+            self.large = seen
 
     # -- the whole stream ---------------------------------------------------------------------
 
@@ -319,12 +505,15 @@ class StreamSession:
         the socket would not take at once.
         """
         writer = self.writer
-        if not writer.ready() or inbox.checkpoint is not None:
-            return False
+        if not writer.ready() or inbox.checkpoint is not None or self.large is not None:
+            return False  # compound ids are made per stream, by its greenlet
         items = inbox.peek()
         after = in_sequence(self.position, items)
         if after is None:
             return False
+        for message in items:
+            if message.type == schema.FOLLOWS_CHANGED:
+                return False
         inbox.take()
         self.position = after
         framer = writer.framer

@@ -27,10 +27,12 @@ def cluster(tmp_path, pytestconfig):
 
 
 @pytest.fixture
-def servers(cluster, tmp_path, fresh_postgres_url):
+def servers(request, cluster, tmp_path, fresh_postgres_url):
+    """Two servers of two workers on the cluster; a test may pass more settings as its param."""
     migrate(fresh_postgres_url)
     env = {"DATABASE_URL": fresh_postgres_url, "REDIS_URL": cluster.url,
-           "REDIS_PREFIX": f"k{uuid.uuid4().hex[:6]}", "REDIS_HEALTH_SECONDS": "1"}
+           "REDIS_PREFIX": f"k{uuid.uuid4().hex[:6]}", "REDIS_HEALTH_SECONDS": "1",
+           **getattr(request, "param", {})}
     started = [Server(env, workers=2, log_dir=tmp_path).start() for _ in range(2)]
     yield started
     for server in started:
@@ -82,6 +84,33 @@ def test_a_client_resumes_on_another_server(servers):
     resumed = SUBSCRIBERS["sse"](second.url, "feed", alice.token, last_event_id=last_id)
     assert [e["post"]["id"] for e in resumed.wait_type("new_post", count=3)] == missed
     resumed.close()
+
+
+@pytest.mark.parametrize("servers", [{"LARGE_AUTHOR_FOLLOWERS": "4"}], indirect=True)
+def test_a_large_authors_events_reach_followers_on_every_server_through_one_shard(
+        cluster, servers):
+    first, second = servers
+    author = RestUser(first.url, "large")
+    readers = followers_of(author, first, 2) + followers_of(author, second, 2)  # large now
+    posted = [author.post(f"p{i}")["id"] for i in range(3)]
+    for _, reader in readers:
+        got = reader.wait_type("new_post", count=3)
+        assert [e["post"]["id"] for e in got] == posted
+        assert all("." in e["id"] for e in got)  # by the large-author channel
+    prefix = servers[0].env["REDIS_PREFIX"]
+    holders = [port for port in cluster.primaries()
+               if redis.Redis(port=port).pubsub_shardchannels(f"{prefix}:{{large}}")]
+    assert len(holders) == 1  # one slot, one shard; every worker listens there
+    follower, reader = readers[0]
+    last_id = reader.last_id
+    reader.close()
+    missed = [author.call("POST", "/api/posts", base_url=second.url, json={"content": str(i)})
+              .json()["id"] for i in range(2)]
+    resumed = SUBSCRIBERS["sse"](second.url, "feed", follower.token, last_event_id=last_id)
+    assert [e["post"]["id"] for e in resumed.wait_type("new_post", count=2)] == missed
+    resumed.close()
+    for _, reader in readers[1:]:
+        reader.close()
 
 
 def silent_gaps(events):

@@ -7,9 +7,10 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from app.events.channels import channel_kind, feed_channel, post_channel, post_event_channels
+from app.events.channels import (channel_kind, feed_channel, feed_channels, post_channel,
+                                 post_event_channels)
 from app.events.schema import NEW_POST, POST_REACTION, TYPING, Event, control
-from app.events.wire import Message, Position, pack, unpack
+from app.events.wire import Cursor, Message, Position, pack, unpack
 
 
 def test_one_encoding_serves_every_channel_id():
@@ -39,8 +40,9 @@ def test_control_messages():
 def test_channels_and_fan_out():
     assert feed_channel("u") == "feed:u" and post_channel("p") == "post:p"
     assert channel_kind("feed:u") == "feed" and channel_kind("post:p") == "post"
-    assert post_event_channels(NEW_POST, "p", "a", ["b", "c", "a"]) == ["feed:a", "feed:b", "feed:c"]
-    assert post_event_channels(POST_REACTION, "p", "a", ["b"]) == ["feed:a", "feed:b", "post:p"]
+    assert feed_channels("a", ["b", "c", "a"]) == ["feed:a", "feed:b", "feed:c"]
+    assert post_event_channels(NEW_POST, "p") == []
+    assert post_event_channels(POST_REACTION, "p") == ["post:p"]
 
 
 @pytest.mark.parametrize("event_id,expected", [
@@ -89,6 +91,34 @@ def test_wire_round_trip_keeps_bytes_and_header():
     assert message.data == b'{"type":"new_post","id":"e-3"}'
     typing = unpack(pack("typing", None, 1, b"{}"))
     assert typing.event_id is None and typing.seq is None
+
+
+@given(st.lists(_PARTS, max_size=5).map("-".join), st.lists(_PARTS, max_size=5).map("-".join))
+@example("a-1", "b-2")
+@example("a-1", "")
+@example("a-1", "b-²")
+@example("a-1.b", "2")
+def test_any_text_parses_to_a_cursor_of_ours_or_none(own, large):
+    text = f"{own}.{large}"
+    cursor = Cursor.parse(text)
+    if cursor is not None:
+        assert Cursor.parse(cursor.event_id) == cursor
+        assert cursor.own == Position.parse(own) and cursor.large == Position.parse(large)
+    if "." not in own:  # a plain id is a cursor without a large-author part
+        assert Cursor.parse(own) == (Cursor(Position.parse(own)) if Position.parse(own) else None)
+
+
+def test_a_large_authors_event_carries_its_author_in_the_header_and_a_stamped_id():
+    event = Event("new_post", {"post": {"id": "p1"}}, author="a1")
+    head, tail = event.encode()
+    raw = pack(event.wire_type, "e-3", 42, head + b"e-3" + tail)
+    message = unpack(raw)
+    assert (message.type, message.author, message.event_id) == ("new_post", "a1", "e-3")
+    stamped = message.stamped("f-9.e-3")
+    assert stamped.event_id == "f-9.e-3" and stamped.author == "a1"
+    assert orjson.loads(stamped.data) == {"type": "new_post", "id": "f-9.e-3", "ts": event.ts,
+                                          "post": {"id": "p1"}}
+    assert unpack(pack("new_post", "e-3", 1, b"{}")).author is None
 
 
 def test_a_message_frames_once_per_framer():

@@ -1,0 +1,159 @@
+"""A feed stream that reads the large-author channel: catch-up after a follow, gaps only the
+process's router can see, and a cursor that keeps up with the channel. Both brokers."""
+import time
+from types import SimpleNamespace
+
+import orjson
+import pytest
+
+from app.auth.signout import StreamsBySession
+from app.events.channels import LARGE
+from app.events.schema import FOLLOWS_CHANGED, RESYNC_REQUIRED, Event
+from app.events.wire import Cursor
+from app.stream_quota import MemoryQuota
+from app.transports.session import StreamSession
+from tests.integration.test_broker import broker_factory  # noqa: F401 - the fixture
+from tests.support.waits import wait_until
+
+SETTINGS = {"STREAM_PING_SECONDS": 5, "STREAMS_PER_USER": 10, "STREAM_QUEUE_MAX_EVENTS": 100,
+            "STREAM_QUEUE_MAX_BYTES": 1 << 20, "STREAM_MAX_LAG_SECONDS": 10}
+
+
+@pytest.fixture
+def broker(broker_factory):  # noqa: F811
+    return broker_factory(history_max_events=50)
+
+
+def open_feed(broker, user="erin", authors=(), last_event_id=None, lookups=None):
+    """Open a feed stream whose reader follows *authors* (as the database would say)."""
+    who = SimpleNamespace(user_id=user, sid=f"s-{user}", expires_at=time.time() + 3600)
+
+    def load_authors():
+        if lookups is not None:
+            lookups.append(user)
+        return list(authors)
+
+    session = StreamSession(broker, f"feed:{user}", who, "sse", SETTINGS, MemoryQuota(),
+                            StreamsBySession(broker), load_authors=load_authors)
+    return session, session.open(last_event_id)
+
+
+def post_by(broker, author, n):
+    broker.read(LARGE)  # warm, as any stream reading it keeps it
+    return broker.publish([LARGE], Event("new_post", {"n": n}, author=author))[0]
+
+
+def follows_changed(broker, user, author, following, since=None):
+    payload = {"author": author, "following": following}
+    if since is not None:
+        payload["since"] = since.event_id
+    broker.publish([f"feed:{user}"], Event(FOLLOWS_CHANGED, payload),
+                   ("+" if following else "-") + author)
+
+
+def numbers(messages):
+    return [orjson.loads(m.data)["n"] for m in messages if m.type == "new_post"]
+
+
+def receive(session, count, timeout=5):
+    got = []
+    deadline = time.monotonic() + timeout
+    while len(numbers(got)) < count and time.monotonic() < deadline:
+        got.extend(session.receive(0.1))
+    return got
+
+
+def test_a_follow_entry_catches_up_on_what_the_author_posted_before_the_stream_applied_it(
+        broker):
+    session, initial = open_feed(broker)
+    assert initial == []
+    since = broker.read(LARGE).head
+    post_by(broker, "alice", 1)  # after the follow committed, before the stream knows of it
+    follows_changed(broker, "erin", "alice", True, since)
+    post_by(broker, "alice", 2)
+    got = receive(session, 2)
+    assert numbers(got) == [1, 2]
+    assert all(m.event_id.count(".") == 1 for m in got)
+    assert all(orjson.loads(m.data)["id"] == m.event_id for m in got)
+    assert FOLLOWS_CHANGED not in [m.type for m in got]  # applied, never sent
+    follows_changed(broker, "erin", "alice", False)
+    post_by(broker, "alice", 3)
+    broker.publish(["feed:erin"], Event("new_post", {"n": 4}))
+    assert numbers(receive(session, 1)) == [4]
+    session.close()
+
+
+def test_a_gap_only_the_router_sees_is_filled_from_history(broker):
+    session, _ = open_feed(broker, authors=("alice",))
+    post_by(broker, "alice", 1)
+    assert numbers(receive(session, 1)) == [1]
+    router = broker.large
+    wait_until(lambda: router.position is not None and router.position.seq == 1)
+    broker.hub.remove(router)  # the process misses the next event of the channel…
+    post_by(broker, "zed", 2)
+    post_by(broker, "alice", 3)
+    time.sleep(0.3)
+    broker.hub.add(router)  # …and sees the one after: a jump in the one sequence
+    post_by(broker, "alice", 4)
+    got = receive(session, 2)
+    assert numbers(got) == [3, 4] and RESYNC_REQUIRED not in [m.type for m in got]
+    session.close()
+
+
+def test_a_cursor_keeps_up_with_events_of_authors_not_followed(broker):
+    session, _ = open_feed(broker, authors=("alice",))
+    for n in range(5):
+        last = post_by(broker, "zed", n)
+    wait_until(lambda: broker.large.position is not None
+               and broker.large.position.event_id == last)
+    assert session.receive(0.05) == []
+    assert Cursor.parse(session.cursor).large.event_id == last
+    session.close()
+    # A resume from there gets what alice posts next, and nothing of zed's.
+    post_by(broker, "zed", 5)
+    post_by(broker, "alice", 6)
+    resumed, initial = open_feed(broker, authors=("alice",), last_event_id=session.cursor)
+    assert numbers(initial) == [6]
+    resumed.close()
+
+
+def test_a_plain_id_resumes_a_reader_who_followed_a_large_author_meanwhile(broker):
+    session, _ = open_feed(broker)
+    session.close()
+    plain = session.cursor
+    assert "." not in plain
+    follows_changed(broker, "erin", "alice", True, broker.read(LARGE).head)
+    post_by(broker, "alice", 1)
+    resumed, initial = open_feed(broker, authors=("alice",), last_event_id=plain)
+    assert numbers(initial) == [1]
+    resumed.close()
+
+
+def test_after_a_follow_entry_the_cursor_resumes_the_large_author_too(broker):
+    session, _ = open_feed(broker)
+    follows_changed(broker, "erin", "alice", True, broker.read(LARGE).head)
+    receive(session, 0, timeout=0.3)
+    session.close()
+    cursor = session.cursor
+    post_by(broker, "alice", 1)
+    resumed, initial = open_feed(broker, authors=("alice",), last_event_id=cursor)
+    assert numbers(initial) == [1]
+    resumed.close()
+
+
+def test_whom_a_feed_follows_is_looked_up_once_then_read_with_the_feed(broker):
+    lookups = []
+    first, _ = open_feed(broker, authors=("alice",), lookups=lookups)
+    assert lookups == ["erin"] and first.authors == {"alice"}
+    first.close()
+    follows_changed(broker, "erin", "bob", True, broker.read(LARGE).head)
+    # A resume, a resync and a fresh start all read the feed's marks: no lookup.
+    for last_event_id in (first.cursor, "0000-5", None):
+        session, _ = open_feed(broker, authors=("stale",), last_event_id=last_event_id,
+                               lookups=lookups)
+        assert session.authors == {"alice", "bob"}, last_event_id
+        session.close()
+    follows_changed(broker, "erin", "alice", False)
+    session, _ = open_feed(broker, authors=("stale",), lookups=lookups)
+    assert session.authors == {"bob"} and lookups == ["erin"]
+    session.close()
