@@ -28,17 +28,20 @@ pytestmark = [pytest.mark.chaos, pytest.mark.e2e, pytest.mark.redis]
 
 CLIENTS = scaled(250, minimum=40)
 RECONNECT = (0.5, 1.0)  # seconds a dropped client waits before resuming (EventSource-like)
+LARGE = 45  # followers from which an author is large, on this module's server
 
 
 @pytest.fixture(scope="module")
 def server(deployment, private_redis):
-    [server] = deployment.start(workers=2, redis_url=private_redis.url, STREAMS_PER_USER=100)
+    # Large authors from 45 followers: the world's two are, the 40 fans' celebrity below is not.
+    [server] = deployment.start(workers=2, redis_url=private_redis.url, STREAMS_PER_USER=100,
+                                LARGE_AUTHOR_FOLLOWERS=LARGE)
     return server
 
 
 @pytest.fixture(scope="module")
 def world(server):
-    return FeedWorld(server, owners=10)
+    return FeedWorld(server, owners=10, large=2, threshold=LARGE)  # two of them large authors
 
 
 class Watcher:

@@ -1,8 +1,11 @@
 """A population for load scenarios: feed owners who follow each other, their streams, a writer.
 
 Owner *i* follows owners *i+1* and *i+2* (mod the count), so a post by owner *j* is an event on
-three feeds (*j*, *j-1*, *j-2*): fan-out across channels as well as across streams. Every
-stream client subscribes to one owner's feed with that owner's token.
+three feeds (*j*, *j-1*, *j-2*): fan-out across channels as well as across streams. With
+*large*, the first owners get more followers, enough to be large authors on a server started
+with ``LARGE_AUTHOR_FOLLOWERS`` = :data:`LARGE_AUTHOR_FOLLOWERS`: their posts reach their
+followers' feeds by the large-author channel, with compound ids. Every stream client
+subscribes to one owner's feed with that owner's token.
 """
 import time
 
@@ -14,24 +17,42 @@ from tests.support.clients import RestUser
 from tests.support.load import CLIENTS, Publisher
 
 MIX = (("sse", 0.6), ("ws", 0.3), ("poll", 0.1))
+# The threshold the servers of worlds with large authors start with (an owner has 2 followers).
+LARGE_AUTHOR_FOLLOWERS = 4
 
 
 class FeedWorld:
-    """*owners* registered users in a follow ring on *server*."""
+    """*owners* registered users in a follow ring on *server*; the first *large* of them large
+    authors."""
 
-    def __init__(self, server, owners=50, name="owner"):
+    def __init__(self, server, owners=50, name="owner", large=0,
+                 threshold=LARGE_AUTHOR_FOLLOWERS):
         self.server = server
         self.owners = [remember(RestUser(server.url, f"{name}{i}")) for i in range(owners)]
         count = len(self.owners)
-        jobs = [gevent.spawn(owner.follow, self.owners[(i + step) % count])
-                for i, owner in enumerate(self.owners) for step in (1, 2) if count > step]
+        edges = {(i, (i + step) % count) for i in range(count) for step in (1, 2) if count > step}
+        fans = []  # followers of the large owners who own no feed here, when owners are too few
+        for author in range(large):
+            have = sum(1 for _, followee in edges if followee == author)
+            extra = [(reader, author) for reader in range(count)
+                     if reader != author and (reader, author) not in edges]
+            edges.update(extra[:threshold - have])
+            short = threshold - have - len(extra)
+            fans += [remember(RestUser(server.url, f"{name}fan{len(fans) + i}"))
+                     for i in range(max(0, short - len(fans)))]
+            fans_jobs = [gevent.spawn(fan.follow, self.owners[author]) for fan in fans[:short]]
+            gevent.joinall(fans_jobs, raise_error=True)
+        #: owner index -> the owner indexes following them
+        self.followers = {a: {r for r, followee in edges if followee == a} for a in range(count)}
+        jobs = [gevent.spawn(self.owners[reader].follow, self.owners[author])
+                for reader, author in sorted(edges)]
         gevent.joinall(jobs, raise_error=True)
         self.publisher = None
 
     def feeds_of_author(self, author):
         """Return the owner indexes whose feed hears of a post by owner *author*."""
-        count = len(self.owners)
-        return {author % count, (author - 1) % count, (author - 2) % count}
+        author %= len(self.owners)
+        return {author} | self.followers[author]
 
     def heads(self):
         """Return each owner's feed head id, read as any client can: a long-poll of 0 s

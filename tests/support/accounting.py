@@ -1,14 +1,23 @@
 """What a stream received, checked event by event: gaps, reorders, duplicates and latency.
 
 Event ids are ``<epoch>-<seq>``, and seq grows by exactly one per channel within an epoch; the
-latency of an event is its receive time minus its ``ts``.
+latency of an event is its receive time minus its ``ts``. On the feed of a reader who follows
+a large author they are compound, ``<feed id>.<large-author channel id>``: the feed part is
+checked as a plain id is, on the events that came by the feed (the others repeat it); the
+large-author part only ever grows within its epoch (it skips other readers' authors' events).
 """
 
 
 def parse_id(event_id):
-    """Return ``(epoch, seq)`` of an event id."""
+    """Return ``(epoch, seq)`` of a plain event id."""
     epoch, _, seq = event_id.rpartition("-")
     return epoch, int(seq)
+
+
+def split_id(event_id):
+    """Return the ``(epoch, seq)`` of an id's own part and of its large-author part (or None)."""
+    own, _, large = event_id.partition(".")
+    return parse_id(own), (parse_id(large) if large else None)
 
 
 class StreamStats:
@@ -24,8 +33,9 @@ class StreamStats:
     def __init__(self):
         self.epoch = None
         self.top = None  # highest seq of the segment
+        self.large = None  # (epoch, seq): the highest large-author part of the segment
         self.holes = set()
-        self.seen = set()  # (epoch, seq)
+        self.seen = set()  # ids
         self.resync_pending = False
         self.received = 0  # events with an id, duplicates included
         self.duplicates = 0
@@ -46,10 +56,11 @@ class StreamStats:
     def fresh(self):
         """A connection without a resume point starts: whatever comes first begins a segment."""
         self.epoch = None
+        self.large = None
 
     def begin_at(self, event_id):
         """Start accounting at the position *event_id*: the next event must follow it."""
-        self.epoch, self.top = parse_id(event_id)
+        (self.epoch, self.top), self.large = split_id(event_id)
         self.holes = set()
 
     def on_message(self, obj, received_at, live=True):
@@ -69,12 +80,14 @@ class StreamStats:
             self.latencies.append(latency)
             if self.timeline is not None:
                 self.timeline.append((received_at, latency))
-        epoch, seq = parse_id(event_id)
-        if (epoch, seq) in self.seen:
+        (epoch, seq), large = split_id(event_id)
+        if event_id in self.seen:
             self.duplicates += 1
             return
-        self.seen.add((epoch, seq))
+        self.seen.add(event_id)
         self.ids.append(event_id)
+        if large is not None and self._by_large_author(epoch, seq, large):
+            return
         if self.epoch is None or self.resync_pending or epoch != self.epoch:
             if self.epoch is not None and epoch != self.epoch and not self.resync_pending:
                 self.silent_epoch_changes += 1
@@ -89,6 +102,21 @@ class StreamStats:
         else:
             self.reorders += 1
             self.holes.discard(seq)
+
+    def _by_large_author(self, epoch, seq, large):
+        """Check an id's large-author part; return True when the event came by that channel
+        (its feed part is the stream's place, already seen)."""
+        last = self.large
+        if last is None or self.resync_pending or self.epoch is None:
+            self.large = large
+        elif large[0] != last[0]:
+            self.silent_epoch_changes += 1
+            self.large = large
+        elif large[1] < last[1]:
+            self.reorders += 1
+        else:
+            self.large = large
+        return (epoch, seq) == (self.epoch, self.top) and not self.resync_pending
 
 
 def percentile(values, fraction):
