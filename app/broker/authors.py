@@ -29,8 +29,10 @@ class AuthorRouter:
         self.broker = broker
         self.by_author = {}  # author id -> the inboxes that follow them
         self.members = {}  # inbox -> the set of authors it follows here
+        self._listening = False  # subscribed to the channel (or asked to be)
         #: The last position of the channel this process saw: every event up to it has been
-        #: handed to the inboxes of its author, or a checkpoint asked them to look.
+        #: handed to the inboxes then registered for its author, or a checkpoint asked them
+        #: to look.
         self.position = None
 
     # -- registrations (from the streams' greenlets) ------------------------------------------
@@ -49,9 +51,17 @@ class AuthorRouter:
         for author in authors:
             self._add(inbox, followed, author)
         try:
-            # Every time, not only the first: a second stream waits for the subscription
-            # the first one asked for (the broker's subscribe does).
-            self.broker.subscribe(self)
+            if self._listening:
+                # A later stream waits for the subscription an earlier one asked for, without
+                # the broker's undoing of a failed subscribe: others are registered on it.
+                self.broker.confirm(self)
+            else:
+                self._listening = True
+                try:
+                    self.broker.subscribe(self)
+                except BaseException:
+                    self._listening = False
+                    raise
         except BaseException:
             self.leave(inbox)
             raise
@@ -77,7 +87,8 @@ class AuthorRouter:
             return
         for author in followed:
             self._discard(inbox, author)
-        if not self.members:
+        if not self.members and self._listening:
+            self._listening = False
             self.broker.unsubscribe(self)
             self.position = None
 

@@ -25,11 +25,14 @@ class Replay:
         position is no longer held (another epoch, trimmed, older than the time window).
     :param marks: the names publishes set on the channel (:meth:`Broker.publish`'s *mark*),
         as of *head*, or None when the channel does not know them (new, or reset).
+    :param version: when *marks* is None, how many publishes with a mark the channel has had:
+        what :meth:`Broker.remember` checks.
     """
 
     head: object
     messages: list | None
     marks: frozenset | None = None
+    version: int = 0
 
 
 class Broker(ABC):
@@ -71,9 +74,14 @@ class Broker(ABC):
         """Return the :class:`Replay` of *channel* after the position *after* (None: head only)."""
 
     @abstractmethod
-    def remember(self, channel, head, names):
-        """Make *names* the known marks of *channel*, unless an event was published after
-        *head* (its mark might be missing from *names*, looked up before it)."""
+    def remember(self, channel, version, names):
+        """Make *names* the known marks of *channel*, unless a publish with a mark came since
+        a read returned *version* (its change may be missing from *names*, looked up before)."""
+
+    @abstractmethod
+    def restart(self, channel):
+        """Start *channel* over: a new epoch, so its streams and resuming clients resync, and
+        its marks unknown. Done when the broker is back, if it is away now."""
 
     def read_shared(self, channel, after=None):
         """Like :meth:`read`, but concurrent identical reads share one round trip.
@@ -112,6 +120,14 @@ class Broker(ABC):
             except BaseException:
                 self.hub.remove(subscriber)
                 raise
+
+    def confirm(self, subscriber):
+        """Wait until the subscription of an already subscribed *subscriber* is active.
+
+        Unlike :meth:`subscribe`, a failure leaves the subscriber registered.
+
+        :raises BrokerUnavailable: when the subscription is not confirmed in time.
+        """
 
     def unsubscribe(self, subscriber):
         """Stop delivering to *subscriber*; the channel is dropped with its last local one."""

@@ -13,7 +13,7 @@ POSITION_GRACE_SECONDS = 7 * 86400
 
 
 class _Channel:
-    __slots__ = ("epoch", "seq", "history", "touched", "read_at", "marks")
+    __slots__ = ("epoch", "seq", "history", "touched", "read_at", "marks", "version")
 
     def __init__(self, now):
         self.epoch = new_epoch()
@@ -22,6 +22,7 @@ class _Channel:
         self.touched = now  # when it was made or last had an event
         self.read_at = now  # when a stream last opened or resumed it
         self.marks = None  # a set once known (remember), kept by publishes' marks
+        self.version = 0  # publishes with a mark
 
 
 class MemoryBroker(Broker):
@@ -85,6 +86,8 @@ class MemoryBroker(Broker):
                     continue
                 state.seq += 1
                 event_id = Position(state.epoch, state.seq).event_id
+                if mark:
+                    state.version += 1
                 if mark and state.marks is not None:
                     if mark[0] == "+":
                         state.marks.add(mark[1:])
@@ -103,6 +106,13 @@ class MemoryBroker(Broker):
         self.stats["published"] += 1
         return ids
 
+    def restart(self, channel):
+        """Start *channel* over: a new epoch, no history, marks unknown."""
+        state = self._channels.get(channel)
+        if state is not None:
+            state.epoch, state.seq, state.history, state.marks = new_epoch(), 0, None, None
+            self.hub.checkpoint(channel, Position(state.epoch, 0))
+
     def _trim(self, state, now):
         """Drop events older than the history's time window."""
         history, horizon = state.history, now - self.history_max_seconds
@@ -114,25 +124,25 @@ class MemoryBroker(Broker):
         now = self._clock()
         state = self._channel(channel, now)
         head = Position(state.epoch, state.seq)
-        marks = None if state.marks is None else frozenset(state.marks)
+        known = (None if state.marks is None else frozenset(state.marks), state.version)
         if after is None:
-            return Replay(head, [], marks)
+            return Replay(head, [], *known)
         if after.epoch != state.epoch or after.seq > state.seq:
-            return Replay(head, None, marks)
+            return Replay(head, None, *known)
         missed = state.seq - after.seq
         if missed == 0:
-            return Replay(head, [], marks)
+            return Replay(head, [], *known)
         if state.history is None:
-            return Replay(head, None, marks)
+            return Replay(head, None, *known)
         self._trim(state, now)
         if missed > len(state.history):
-            return Replay(head, None, marks)
-        return Replay(head, [message for _, message in list(state.history)[-missed:]], marks)
+            return Replay(head, None, *known)
+        return Replay(head, [message for _, message in list(state.history)[-missed:]], *known)
 
-    def remember(self, channel, head, names):
-        """Make *names* the marks of *channel*, unless something was published after *head*."""
+    def remember(self, channel, version, names):
+        """Make *names* the marks of *channel*, unless a mark was published since *version*."""
         state = self._channels.get(channel)
-        if state is not None and (state.epoch, state.seq) == (head.epoch, head.seq):
+        if state is not None and state.version == version:
             state.marks = set(names)
 
     def _listen(self, channel):

@@ -142,6 +142,14 @@ class RedisBroker(Broker):
                          [new_epoch(), self._pubsub_name(channel), self.publish_command,
                           CHECKPOINT_MARK])
 
+    def restart(self, channel):
+        """Start *channel* over now, or once Redis is back (as a channel whose publish failed)."""
+        self._lost.add(channel)
+        try:
+            self._repair_lost()
+        except _ERRORS as exc:
+            log.warning("channel %s starts over once Redis is back: %s", channel, exc)
+
     def _repair_lost(self):
         """Start a new epoch on channels whose publish may have been lost, so clients resync."""
         while self._lost:
@@ -166,18 +174,19 @@ class RedisBroker(Broker):
         except _ERRORS as exc:
             raise BrokerUnavailable(f"reading history from Redis failed: {exc}") from exc
         head = Position(reply[0].decode(), int(reply[1]))
-        marks = None if reply[2] == 0 else frozenset(name.decode() for name in reply[2])
+        known = isinstance(reply[2], list)
+        marks = frozenset(name.decode() for name in reply[2]) if known else None
+        version = 0 if known else reply[2]
         if after is None:
-            return Replay(head, [], marks)
+            return Replay(head, [], marks, version)
         if reply[3] == b"resync":
-            return Replay(head, None, marks)
-        return Replay(head, [unpack(raw) for raw in reply[4:]], marks)
+            return Replay(head, None, marks, version)
+        return Replay(head, [unpack(raw) for raw in reply[4:]], marks, version)
 
-    def remember(self, channel, head, names):
-        """Make *names* the marks of *channel*, unless something was published after *head*."""
+    def remember(self, channel, version, names):
+        """Make *names* the marks of *channel*, unless a mark was published since *version*."""
         try:
-            self.scripts.run(self.redis, "remember", self._keys(channel)[:1],
-                             [head.epoch, head.seq, *names])
+            self.scripts.run(self.redis, "remember", self._keys(channel)[:1], [version, *names])
         except _ERRORS as exc:
             raise BrokerUnavailable(f"storing a channel's marks in Redis failed: {exc}") from exc
 
@@ -205,6 +214,13 @@ class RedisBroker(Broker):
             self.listener.wait_subscribed(self._pubsub_name(inbox.channel))
         except ConnectionError as exc:
             self.unsubscribe(inbox)
+            raise BrokerUnavailable(str(exc)) from exc
+
+    def confirm(self, subscriber):
+        """Wait for a pending subscription of *subscriber*'s channel; never unsubscribe it."""
+        try:
+            self.listener.wait_subscribed(self._pubsub_name(subscriber.channel))
+        except ConnectionError as exc:
             raise BrokerUnavailable(str(exc)) from exc
 
     def _on_message(self, name, raw):

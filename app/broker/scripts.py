@@ -7,7 +7,7 @@ events, trimmed by count and by age; the live copy is published on ``<prefix>:{<
 
 The meta hash may also hold a channel's *marks*: names a publish sets (``+name``) or clears
 (``-name``) as it appends an event, kept only once the set is known (field ``k``, set by
-``REMEMBER``), as fields ``a:<name>``. A feed keeps the large authors its reader follows there,
+``REMEMBER``), as fields ``a:<name>``; ``v`` counts those publishes. A feed keeps the large authors its reader follows there,
 so a stream's open reads them with the feed's head, in the same script.
 """
 
@@ -52,12 +52,15 @@ for i = 1, #KEYS, 2 do
     redis.call('PEXPIRE', history, ARGV[6])
     -- The pub/sub name is the meta key without its ':m'.
     redis.call(ARGV[7], string.sub(meta, 1, -3), wire)
-    if ARGV[8] ~= '' and redis.call('HEXISTS', meta, 'k') == 1 then
-      local field = 'a:' .. string.sub(ARGV[8], 2)
-      if string.sub(ARGV[8], 1, 1) == '+' then
-        redis.call('HSET', meta, field, 1)
-      else
-        redis.call('HDEL', meta, field)
+    if ARGV[8] ~= '' then
+      redis.call('HINCRBY', meta, 'v', 1)
+      if redis.call('HEXISTS', meta, 'k') == 1 then
+        local field = 'a:' .. string.sub(ARGV[8], 2)
+        if string.sub(ARGV[8], 1, 1) == '+' then
+          redis.call('HSET', meta, field, 1)
+        else
+          redis.call('HDEL', meta, field)
+        end
       end
     end
     ids[#ids + 1] = id
@@ -67,13 +70,13 @@ return ids
 """
 
 # KEYS: meta, history.  ARGV: after epoch ('' for the head only), after seq, max_age_ms,
-# meta_ttl_ms, new_epoch.  Returns {epoch, seq, marks} for the head (marks: the names, or 0 when
-# not known), then 'ok' and the wire bytes of every event after the position, oldest first, or
-# 'resync' when they are not all held.
+# meta_ttl_ms, new_epoch.  Returns {epoch, seq, marks} for the head (marks: the names, or, when
+# not known, the count of mark publishes for REMEMBER), then 'ok' and the wire bytes of every
+# event after the position, oldest first, or 'resync' when they are not all held.
 READ = _NOW + _EPOCH.replace("ARGV_EPOCH", "ARGV[5]") + """
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 local seq = tonumber(redis.call('HGET', KEYS[1], 's'))
-local marks = 0
+local marks = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 if redis.call('HEXISTS', KEYS[1], 'k') == 1 then
   marks = {}
   local fields = redis.call('HGETALL', KEYS[1])
@@ -108,18 +111,19 @@ redis.call(ARGV[3], ARGV[2], ARGV[4] .. ' ' .. ARGV[1] .. '-0 0 ')
 return ARGV[1]
 """
 
-# KEYS: meta.  ARGV: epoch, seq, then the names.  Makes the names the channel's known marks,
-# unless an event was published since the head (epoch, seq) was read: its mark may be missing
-# from the names, which were looked up before it. Returns 1 when stored.
+# KEYS: meta.  ARGV: the count of mark publishes READ returned, then the names.  Makes the
+# names the channel's known marks, unless a publish with a mark came since that read: its change
+# may be missing from the names, looked up before it. Returns 1 when stored.
 REMEMBER = """
-if redis.call('HGET', KEYS[1], 'e') ~= ARGV[1] or redis.call('HGET', KEYS[1], 's') ~= ARGV[2] then
+if redis.call('EXISTS', KEYS[1]) == 0 or
+    tonumber(redis.call('HGET', KEYS[1], 'v') or '0') ~= tonumber(ARGV[1]) then
   return 0
 end
 local fields = redis.call('HKEYS', KEYS[1])
 for i = 1, #fields do
   if string.sub(fields[i], 1, 2) == 'a:' then redis.call('HDEL', KEYS[1], fields[i]) end
 end
-for i = 3, #ARGV do redis.call('HSET', KEYS[1], 'a:' .. ARGV[i], 1) end
+for i = 2, #ARGV do redis.call('HSET', KEYS[1], 'a:' .. ARGV[i], 1) end
 redis.call('HSET', KEYS[1], 'k', 1)
 return 1
 """

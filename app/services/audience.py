@@ -40,6 +40,18 @@ def is_large(author_id):
     return bool(db.session.scalar(select(User.large_author).where(User.id == author_id)))
 
 
+def follows(reader_id, author_id):
+    """Return whether *reader_id* follows *author_id* now."""
+    return db.session.scalar(select(Follow.follower_id).where(
+        Follow.follower_id == reader_id, Follow.followee_id == author_id)) is not None
+
+
+def start_over(reader_id):
+    """Start the reader's feed over: its streams resync, and the next open looks up whom
+    they follow (when an entry could not say where to catch up from)."""
+    current_broker().restart(feed_channel(reader_id))
+
+
 def large_followees(user_id):
     """Return the large authors *user_id* follows (their events reach the feed by the channel)."""
     return list(db.session.scalars(

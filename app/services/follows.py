@@ -36,10 +36,16 @@ def follow(viewer_id, target):
         # Large before this follow, or made large by a follow committed beside this one,
         # whose announcement may have looked for followers before this one was committed.
         if since is None:
-            log.error("reader %s follows large author %s with the broker away: their open "
-                      "streams learn it on their next open", viewer_id, target.id)
+            # The broker was away before the commit: no place to catch up from. The reader's
+            # feed starts over instead (its streams resync, their next open looks it up).
+            log.warning("reader %s followed large author %s while the broker was away; their "
+                        "feed starts over", viewer_id, target.id)
+            audience.start_over(viewer_id)
         else:
             audience.announce_follow(viewer_id, target.id, True, since)
+            if not audience.follows(viewer_id, target.id):
+                # An unfollow committed meanwhile may have announced itself first.
+                audience.announce_follow(viewer_id, target.id, False)
 
 
 def _large_head_before_commit(target):
@@ -65,7 +71,16 @@ def unfollow(viewer_id, target):
     if removed and target.large_author and audience.below_half(target.id):
         audience.mark_large(target, False)
     db.session.commit()
-    if removed:
-        # Whatever the author is now: one large before may be again, and the reader's feed
-        # must not keep them in its marks.
-        audience.announce_follow(viewer_id, target.id, False)
+    if not removed:
+        return
+    try:
+        since = audience.large_head()
+    except BrokerUnavailable:
+        since = None  # the entry below fails too, and the broker starts the feed over
+    # Whatever the author is now: one large before may be again, and the reader's feed must
+    # not keep them in its marks.
+    audience.announce_follow(viewer_id, target.id, False)
+    if since is not None and audience.follows(viewer_id, target.id) and \
+            audience.is_large(target.id):
+        # A follow committed meanwhile may have announced itself first.
+        audience.announce_follow(viewer_id, target.id, True, since)

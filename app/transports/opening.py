@@ -1,4 +1,5 @@
 """What every transport does before it streams: authenticate, authorise, open a session."""
+import functools
 import socket
 
 from flask import current_app
@@ -66,20 +67,11 @@ def open_session(transport, identity, channel, last_event_id, environ):
     """
     # A stream may stay open for hours: it must not pin a database connection.
     db.session.remove()
-    load_authors = None
-    if channel_kind(channel) == FEED:
-        user_id = identity.user_id
-
-        def load_authors():
-            """The large authors whose events reach this feed by their own channel."""
-            try:
-                return large_followees(user_id)
-            finally:
-                db.session.remove()
-
     session = StreamSession(current_broker(), channel, identity, transport, current_app.config,
                             current_quota(), current_app.extensions["streams_by_session"],
-                            on_close=_closer(environ), load_authors=load_authors)
+                            on_close=_closer(environ),
+                            load_authors=_followees_loader() if channel_kind(channel) == FEED
+                            else None)
     _bound_send_buffer(environ, current_app.config["STREAM_SEND_BUFFER_BYTES"])
     try:
         initial = session.open(last_event_id)
@@ -88,6 +80,28 @@ def open_session(transport, identity, channel, last_event_id, environ):
     except (BrokerUnavailable, QuotaUnavailable) as exc:
         raise Unavailable(f"streams are unavailable: {exc}") from None
     return session, initial
+
+
+def _followees_loader():
+    """Return the app's one ``load_authors(user_id)`` for feed streams (see StreamSession)."""
+    app = current_app._get_current_object()
+    loader = app.extensions.get("large_followees")
+    if loader is None:
+        loader = app.extensions["large_followees"] = functools.partial(_large_followees, app)
+    return loader
+
+
+def _large_followees(app, user_id):
+    """Return the large authors whose events reach *user_id*'s feed by their own channel.
+
+    A stream asks while it opens, or later from its own greenlet (after a resync of a feed
+    that forgot them): in an app context of its own, its database session given back at once.
+    """
+    with app.app_context():
+        try:
+            return large_followees(user_id)
+        finally:
+            db.session.remove()
 
 
 def watch_hangup(session, environ):

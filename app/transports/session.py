@@ -70,6 +70,14 @@ def in_sequence(position, messages):
     return last
 
 
+def _earliest_follow(messages):
+    """Return the earliest large-author place that ``_follows`` entries among *messages* ask
+    to read from, or None."""
+    places = [Position.parse(orjson.loads(m.data)["since"]) for m in messages
+              if m.type == schema.FOLLOWS_CHANGED and b'"following":true' in m.data]
+    return min(places, key=lambda position: position.seq) if places else None
+
+
 class StreamSession:
     """One open stream of one user on one channel.
 
@@ -80,11 +88,12 @@ class StreamSession:
     :param settings: the app config (ping interval, queue bounds, per-user limit).
     :param quota: the stream count (:mod:`app.stream_quota`).
     :param signouts: this process's :class:`~app.auth.signout.StreamsBySession`.
-    :param load_authors: on a feed, returns the large authors its reader follows (their events
-        come on the large-author channel). The feed's own marks say it on every read
-        (:class:`~app.broker.Replay`), kept by the ``_follows`` entries' publishes; this is
-        called only when the feed does not know them (its history is new or was reset), and
-        its answer is stored for the next open: a resume or resync runs no SQL.
+    :param load_authors: on a feed, ``load_authors(user_id)`` returns the large authors the
+        reader follows (their events come on the large-author channel). The feed's own marks
+        say it on every read (:class:`~app.broker.Replay`), kept by the ``_follows`` entries'
+        publishes; this is called at the open only when the feed does not know them (its
+        metadata is new or was reset), and its answer is stored for the next open: a resume
+        or a resync runs no SQL. One function for every session: it costs a stream nothing.
     """
 
     # Thousands of sessions wait at once in a worker: no per-instance __dict__.
@@ -155,49 +164,51 @@ class StreamSession:
     def _resume(self, last_event_id):
         cursor = Cursor.parse(last_event_id) if last_event_id else None
         after = cursor.own if cursor else None
-        since = cursor.large if cursor and self.kind == FEED else None
         replay = self.broker.read_shared(self.channel, after)
         if after is None or replay.messages is None:
             self.position = replay.head
             self._start_large(replay)
             return [control(schema.RESYNC_REQUIRED)] if last_event_id else []
         self.position = after
+        messages = self._accept(replay.messages)
+        since = cursor.large if self.kind == FEED else None
+        if since is None and self.kind == FEED:
+            # A plain id: its reader followed no large author then, and each one followed
+            # since has its entry among the missed events, saying where to read from.
+            since = _earliest_follow(messages)
         self._start_large(replay, since)
-        out, catch_ups = self._visible(self._accept(replay.messages))
-        if since is not None:
-            out.extend(self._fill_large())
-        for author, start in catch_ups:
-            out.extend(self._fill_large(author, start))
+        out, catch_ups = self._visible(messages)
+        if self.large is not None and since is not None:
+            out.extend(self._fill_large(catch_ups))
         if any(m.type == schema.RESYNC_REQUIRED for m in out):
             return self._restart()
         self._catch_up_large()
         return out
 
     def _start_large(self, replay, since=None):
-        """Read the large-author channel from *since* (None: its head) if the reader follows
-        a large author, or *since* says they did; join the router before reading it.
+        """Start reading the large-author channel, from *since* (None: its head), if the
+        reader follows a large author; join the router before reading it.
 
-        Who they follow is the feed's marks as of the *replay*'s head; the ``_follows``
-        entries replayed after the resume point change nothing more (each is already in the
-        marks) but tell where to catch up from.
+        Whom they follow is the feed's marks as of the *replay*'s head (or, when the feed
+        does not know, the database, stored for the next open). The ``_follows`` entries
+        replayed after the resume point are already in the marks.
         """
-        load, self._load_authors = self._load_authors, None
         authors = replay.marks
-        if authors is None and load is not None:
-            authors = load()
-            self.broker.remember(self.channel, replay.head, authors)
-        if authors:
-            self.authors = self.broker.large.join(self.inbox, authors)
-        if since is not None:
-            self.large = since
-        elif authors:
-            self.large = self.broker.read_shared(LARGE).head
+        if authors is None and self._load_authors is not None:
+            authors = self._load_authors(self.identity.user_id)
+            self.broker.remember(self.channel, replay.version, authors)
+        if not authors:
+            return
+        self.authors = self.broker.large.join(self.inbox, authors)
+        # Not a shared read: one begun before this stream joined may miss an event the router
+        # handed to the streams it had then.
+        self.large = since if since is not None else self.broker.read(LARGE).head
 
     def _restart(self):
         """Start over at both heads: what ``resync_required`` tells the client to do."""
         self.position = self.broker.read_shared(self.channel).head
         if self.large is not None:
-            self.large = self.broker.read_shared(LARGE).head
+            self.large = self.broker.read(LARGE).head
         return [control(schema.RESYNC_REQUIRED)]
 
     @property
@@ -286,8 +297,8 @@ class StreamSession:
         if self.kind != FEED:
             return out
         out, catch_ups = self._visible(out)
-        for author, start in catch_ups:
-            out.extend(self._fill_large(author, start))
+        if catch_ups:
+            out.extend(self._fill_large(catch_ups))
         if large:
             out.extend(self._receive_large(large))
         head = inbox.take_large_checkpoint()
@@ -309,6 +320,7 @@ class StreamSession:
         if replay.messages is not None:
             return self._accept(replay.messages)
         self.position = message.position
+        self._reload_authors(replay)
         return [control(schema.RESYNC_REQUIRED), message]
 
     def _check(self, head):
@@ -320,6 +332,7 @@ class StreamSession:
         if replay.messages is not None:
             return self._accept(replay.messages)
         self.position = head
+        self._reload_authors(replay)
         return [control(schema.RESYNC_REQUIRED)]
 
     def _accept(self, messages):
@@ -351,13 +364,16 @@ class StreamSession:
         return out, catch_ups
 
     def _follows_changed(self, message):
-        """Start or stop reading one large author; return ``(author, since)`` to catch up."""
+        """Start or stop reading one large author; return ``(author, since)`` to catch up on,
+        or None."""
         entry = orjson.loads(message.data)
         author = entry["author"]
         router = self.broker.large
         if not entry["following"]:
             router.unfollow(self.inbox, author)
             return None
+        if author in self.authors:
+            return None  # routed here already (announced twice, or a resume's marks had it)
         since = Position.parse(entry["since"])
         if not self.authors:
             self.authors = router.join(self.inbox, (author,))
@@ -366,6 +382,30 @@ class StreamSession:
         if self.large is None:
             self.large = since
         return author, since
+
+    def _reload_authors(self, replay):
+        """After a feed resync: follow entries may have been in what was lost, so take whom
+        the reader follows from the feed's marks again (from the database when the feed no
+        longer knows: reset after a lost publish or a failover)."""
+        if self.kind != FEED:
+            return
+        marks = replay.marks
+        if marks is None:
+            if self._load_authors is None:
+                return  # nobody to ask (a stream made without one): keep what it has
+            marks = frozenset(self._load_authors(self.identity.user_id))
+            self.broker.remember(self.channel, replay.version, marks)
+        router, current = self.broker.large, set(self.authors)
+        added = marks - current
+        for author in current - marks:
+            router.unfollow(self.inbox, author)
+        if added and not current:
+            self.authors = router.join(self.inbox, added)
+        for author in added if current else ():
+            router.follow(self.inbox, author)
+        if added or (marks and self.large is None):
+            # The client refetches what it missed; the stream goes on from now.
+            self.large = self.broker.read(LARGE).head
 
     def _receive_large(self, messages):
         """Return what to send for live large-author events the router handed this stream."""
@@ -387,50 +427,58 @@ class StreamSession:
         large = self.large
         if large is None or head.epoch == large.epoch and head.seq <= large.seq:
             return []
-        return self._fill_large()
+        # Every stream of the process asks at once after a gap: one read for all. Each was
+        # registered long before, so a read begun by another covers what it needs.
+        return self._fill_large(shared=True)
 
-    def _fill_large(self, author=None, since=None):
+    def _fill_large(self, catch_ups=(), shared=False):
         """Read the large-author channel after the stream's place; return its authors' events.
 
-        With *author*, also that author's events after *since* (they were not handed to this
-        stream before it followed them). History no longer holding what is asked gives
-        ``resync_required``.
+        *catch_ups*, ``[(author, since)]``, are authors just followed: their events after
+        *since* were not handed to this stream. Those ahead of its place go out as any; one
+        behind it (the author posted between the follow and this stream learning of it) gets
+        ``resync_required``: the stream's one place in the channel cannot say which of such
+        events a client got. History no longer holding what is asked gives it too.
         """
         large = self.large
-        start = large
-        if since is not None and since.epoch != large.epoch:
-            # The channel restarted between the follow and this stream's place: what the
-            # author published in between may be gone.
-            self.large = self.broker.read_shared(LARGE).head
+        sinces = dict(catch_ups)
+        if any(since.epoch != large.epoch for since in sinces.values()):
+            # The channel restarted between a follow and this stream's place.
+            self.large = self.broker.read(LARGE).head
             return [control(schema.RESYNC_REQUIRED)]
-        if since is not None and since.seq < large.seq:
-            start = since
-        replay = self.broker.read_shared(LARGE, start)
+        start = min([large, *sinces.values()], key=lambda position: position.seq)
+        read = self.broker.read_shared if shared else self.broker.read
+        replay = read(LARGE, start)
         if replay.messages is None:
             self.large = replay.head
             return [control(schema.RESYNC_REQUIRED)]
-        out = []
+        out, behind = [], False
         for message in replay.messages:
-            if message.epoch != large.epoch:
+            if message.epoch != large.epoch or message.author not in self.authors:
+                if message.epoch == large.epoch and message.seq > self.large.seq:
+                    self.large = message.position
                 continue
             if message.seq > self.large.seq:
                 self.large = message.position
-                wanted = message.author in self.authors
-            else:  # already passed: only the newly followed author's
-                wanted = message.author == author and message.seq > since.seq
-            if wanted:
                 out.append(message.stamped(self.cursor))
+            elif message.author in sinces and message.seq > sinces[message.author].seq:
+                behind = True
+        if behind:
+            out.append(control(schema.RESYNC_REQUIRED))
         return out
 
     def _catch_up_large(self):
         """Move the large-author place to the process's, when nothing of it is pending.
 
-        The router handed this stream every event of its authors up to its own position; with
-        none of them queued, the ones in between were other authors'. A cursor kept near the
-        head stays inside the channel's history window however quiet the stream's authors.
+        The router hands a registered stream every event of its authors, in order, and its
+        position is the last event it handled; with none of them queued here (and every read
+        since this stream registered unshared), the events in between were other authors'.
+        A cursor kept near the head stays inside the channel's history window however quiet
+        the stream's authors.
         """
         large, inbox = self.large, self.inbox
-        if large is None or inbox.peek() or inbox.large_checkpoint is not None:
+        if large is None or not self.authors or inbox.peek() or \
+                inbox.large_checkpoint is not None:
             return
         seen = self.broker.large.position
         if seen is not None and seen.epoch == large.epoch and seen.seq > large.seq:

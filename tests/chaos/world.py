@@ -37,9 +37,9 @@ class FeedWorld:
             extra = [(reader, author) for reader in range(count)
                      if reader != author and (reader, author) not in edges]
             edges.update(extra[:threshold - have])
-            short = threshold - have - len(extra)
+            short = max(0, threshold - have - len(extra))
             fans += [remember(RestUser(server.url, f"{name}fan{len(fans) + i}"))
-                     for i in range(max(0, short - len(fans)))]
+                     for i in range(short - len(fans))]
             fans_jobs = [gevent.spawn(fan.follow, self.owners[author]) for fan in fans[:short]]
             gevent.joinall(fans_jobs, raise_error=True)
         #: owner index -> the owner indexes following them

@@ -28,7 +28,8 @@ def open_feed(broker, user="erin", authors=(), last_event_id=None, lookups=None)
     """Open a feed stream whose reader follows *authors* (as the database would say)."""
     who = SimpleNamespace(user_id=user, sid=f"s-{user}", expires_at=time.time() + 3600)
 
-    def load_authors():
+    def load_authors(user_id):
+        assert user_id == user
         if lookups is not None:
             lookups.append(user)
         return list(authors)
@@ -132,7 +133,7 @@ def test_a_plain_id_resumes_a_reader_who_followed_a_large_author_meanwhile(broke
 def test_after_a_follow_entry_the_cursor_resumes_the_large_author_too(broker):
     session, _ = open_feed(broker)
     follows_changed(broker, "erin", "alice", True, broker.read(LARGE).head)
-    receive(session, 0, timeout=0.3)
+    wait_until(lambda: session.receive(0.05) == [] and session.authors)
     session.close()
     cursor = session.cursor
     post_by(broker, "alice", 1)
@@ -157,3 +158,82 @@ def test_whom_a_feed_follows_is_looked_up_once_then_read_with_the_feed(broker):
     session, _ = open_feed(broker, authors=("stale",), lookups=lookups)
     assert session.authors == {"bob"} and lookups == ["erin"]
     session.close()
+
+
+def test_a_resume_after_a_follow_sends_the_new_authors_events_once(broker):
+    first, _ = open_feed(broker, authors=("zed",))
+    first.close()
+    follows_changed(broker, "erin", "alice", True, broker.read(LARGE).head)
+    post_by(broker, "alice", 1)
+    post_by(broker, "zed", 2)
+    resumed, initial = open_feed(broker, authors=("zed", "alice"), last_event_id=first.cursor)
+    assert numbers(initial) == [1, 2]
+    assert len({m.event_id for m in initial}) == 2
+    resumed.close()
+
+
+def test_a_second_follow_entry_for_an_author_already_read_repeats_nothing(broker):
+    session, _ = open_feed(broker, authors=("alice",))
+    since = broker.read(LARGE).head
+    post_by(broker, "alice", 1)
+    assert numbers(receive(session, 1)) == [1]
+    follows_changed(broker, "erin", "alice", True, since)  # announced twice (a promotion too)
+    post_by(broker, "alice", 2)
+    got = receive(session, 1)
+    assert numbers(got) == [2] and RESYNC_REQUIRED not in [m.type for m in got]
+    session.close()
+
+
+def test_an_event_behind_the_streams_place_when_it_learns_of_a_follow_gives_resync(broker):
+    session, _ = open_feed(broker, authors=("zed",))
+    since = broker.read(LARGE).head
+    post_by(broker, "alice", 1)  # after the follow, before the stream knows of it
+    post_by(broker, "zed", 2)
+    assert numbers(receive(session, 1)) == [2]  # the stream's place is past alice's post now
+    follows_changed(broker, "erin", "alice", True, since)
+    got = []
+    deadline = time.monotonic() + 5
+    while RESYNC_REQUIRED not in [m.type for m in got] and time.monotonic() < deadline:
+        got.extend(session.receive(0.1))
+    assert RESYNC_REQUIRED in [m.type for m in got]  # not a silent gap: the client refetches
+    post_by(broker, "alice", 3)
+    assert numbers(receive(session, 1)) == [3]
+    session.close()
+
+
+def test_a_feed_resync_reloads_whom_the_reader_follows(broker):
+    session, _ = open_feed(broker)  # follows nobody large; the feed now knows it
+    router = broker.large
+    broker.hub.remove(session.inbox)  # the stream misses everything below…
+    for n in range(60):  # …more than the feed's history holds (50)
+        broker.publish(["feed:erin"], Event("new_post", {"n": 100 + n}))
+    follows_changed(broker, "erin", "alice", True, broker.read(LARGE).head)
+    broker.hub.add(session.inbox)
+    broker.publish(["feed:erin"], Event("new_post", {"n": 200}))
+    got = receive(session, 1)
+    assert RESYNC_REQUIRED in [m.type for m in got] and numbers(got)[-1] == 200
+    assert session.authors == {"alice"} and session.inbox in router.members
+    post_by(broker, "alice", 1)
+    assert numbers(receive(session, 1)) == [1]
+    session.close()
+
+
+def test_a_feed_that_starts_over_looks_up_whom_its_reader_follows_and_goes_on(broker):
+    lookups, database = [], ["alice", "bob"]
+    session, _ = open_feed(broker, authors=database, lookups=lookups)
+    database.remove("bob")
+    follows_changed(broker, "erin", "bob", False)  # lost with what the restart drops
+    broker.restart("feed:erin")
+    got = []
+    deadline = time.monotonic() + 5
+    while RESYNC_REQUIRED not in [m.type for m in got] and time.monotonic() < deadline:
+        got.extend(session.receive(0.1))
+    assert RESYNC_REQUIRED in [m.type for m in got]
+    assert lookups == ["erin", "erin"]  # at the open, and after the restart
+    post_by(broker, "bob", 1)
+    post_by(broker, "alice", 2)
+    assert numbers(receive(session, 1)) == [2]  # the database says: alice only
+    session.close()
+    again, _ = open_feed(broker, authors=("carol",), lookups=lookups)
+    assert again.authors == {"alice"} and lookups == ["erin", "erin"]  # remembered
+    again.close()
