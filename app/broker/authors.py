@@ -12,6 +12,7 @@ the one to tell a real gap (a lost message, a restarted history) from those jump
 hands the event to nobody and asks every registered stream to check its place against the
 channel's history instead, as a checkpoint does after a reconnect.
 """
+from app.broker.errors import BrokerUnavailable
 from app.events.channels import LARGE
 
 
@@ -55,6 +56,8 @@ class AuthorRouter:
                 # A later stream waits for the subscription an earlier one asked for, without
                 # the broker's undoing of a failed subscribe: others are registered on it.
                 self.broker.confirm(self)
+                if not self._listening:  # the earlier one gave up meanwhile
+                    raise BrokerUnavailable("the large-author channel is not subscribed")
             else:
                 self._listening = True
                 try:

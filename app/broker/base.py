@@ -6,14 +6,12 @@ from dataclasses import dataclass
 from gevent.event import AsyncResult
 
 from app.broker.authors import AuthorRouter
+from app.broker.errors import BrokerUnavailable
 from app.broker.hub import Hub
 from app.events.wire import pack
 
 log = logging.getLogger(__name__)
-
-
-class BrokerUnavailable(RuntimeError):
-    """The broker cannot be reached: publish or subscribe did not happen."""
+__all__ = ["Broker", "BrokerUnavailable", "Replay"]
 
 
 @dataclass(frozen=True, slots=True)

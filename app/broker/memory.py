@@ -111,6 +111,7 @@ class MemoryBroker(Broker):
         state = self._channels.get(channel)
         if state is not None:
             state.epoch, state.seq, state.history, state.marks = new_epoch(), 0, None, None
+            state.version += 1  # a lookup begun before it is not to be stored
             self.hub.checkpoint(channel, Position(state.epoch, 0))
 
     def _trim(self, state, now):

@@ -106,6 +106,7 @@ return result
 RESET = """
 redis.call('HSET', KEYS[1], 'e', ARGV[1], 's', 0)
 redis.call('HDEL', KEYS[1], 'k')
+redis.call('HINCRBY', KEYS[1], 'v', 1)  -- a lookup begun before it is not to be stored
 redis.call('DEL', KEYS[2])
 redis.call(ARGV[3], ARGV[2], ARGV[4] .. ' ' .. ARGV[1] .. '-0 0 ')
 return ARGV[1]

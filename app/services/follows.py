@@ -66,6 +66,12 @@ def _large_head_before_commit(target):
 
 def unfollow(viewer_id, target):
     """Make *viewer_id* stop following *target*; unfollowing twice changes nothing."""
+    try:
+        # Before the commit, as a follow reads it: where a follow that races this unfollow,
+        # and commits last, is to be caught up from.
+        since = audience.large_head()
+    except BrokerUnavailable:
+        since = None  # the entry below fails too, and the broker starts the feed over
     removed = db.session.execute(delete(Follow).where(Follow.follower_id == viewer_id,
                                                       Follow.followee_id == target.id)).rowcount
     if removed and target.large_author and audience.below_half(target.id):
@@ -73,10 +79,6 @@ def unfollow(viewer_id, target):
     db.session.commit()
     if not removed:
         return
-    try:
-        since = audience.large_head()
-    except BrokerUnavailable:
-        since = None  # the entry below fails too, and the broker starts the feed over
     # Whatever the author is now: one large before may be again, and the reader's feed must
     # not keep them in its marks.
     audience.announce_follow(viewer_id, target.id, False)

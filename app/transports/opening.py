@@ -4,6 +4,8 @@ import socket
 
 from flask import current_app
 from gevent import get_hub
+from gevent.lock import BoundedSemaphore
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.auth.stream_auth import authenticate_stream
 from app.broker import BrokerUnavailable
@@ -91,15 +93,25 @@ def _followees_loader():
     return loader
 
 
+# Lookups at once per process: after a Redis failover every feed stream of a worker asks, and
+# they must not take every database connection of its pool (nor wait on it for long).
+_LOOKUPS = BoundedSemaphore(4)
+
+
 def _large_followees(app, user_id):
     """Return the large authors whose events reach *user_id*'s feed by their own channel.
 
     A stream asks while it opens, or later from its own greenlet (after a resync of a feed
     that forgot them): in an app context of its own, its database session given back at once.
+
+    :raises Unavailable: when the database cannot answer.
     """
-    with app.app_context():
+    with _LOOKUPS, app.app_context():
         try:
             return large_followees(user_id)
+        except SQLAlchemyError as exc:
+            raise Unavailable(f"the database cannot say whom this reader follows: {exc}") \
+                from None
         finally:
             db.session.remove()
 

@@ -21,6 +21,7 @@ import uuid
 import orjson
 
 from app import metrics
+from app.errors import Unavailable
 from app.events import schema
 from app.events.channels import FEED, LARGE, channel_kind
 from app.events.wire import Cursor, Message, Position
@@ -70,12 +71,15 @@ def in_sequence(position, messages):
     return last
 
 
-def _earliest_follow(messages):
-    """Return the earliest large-author place that ``_follows`` entries among *messages* ask
-    to read from, or None."""
-    places = [Position.parse(orjson.loads(m.data)["since"]) for m in messages
-              if m.type == schema.FOLLOWS_CHANGED and b'"following":true' in m.data]
-    return min(places, key=lambda position: position.seq) if places else None
+def _follows_in(messages):
+    """Return ``[(author, since)]`` of the follows that ``_follows`` entries among *messages*
+    announce, in order."""
+    follows = []
+    for message in messages:
+        if message.type == schema.FOLLOWS_CHANGED and b'"following":true' in message.data:
+            entry = orjson.loads(message.data)
+            follows.append((entry["author"], Position.parse(entry["since"])))
+    return follows
 
 
 class StreamSession:
@@ -172,14 +176,19 @@ class StreamSession:
         self.position = after
         messages = self._accept(replay.messages)
         since = cursor.large if self.kind == FEED else None
-        if since is None and self.kind == FEED:
+        follows = _follows_in(messages)
+        if len({place.epoch for _, place in follows}) > 1:
+            return self._restart()  # the channel restarted between follows: no one place
+        if since is None and follows:
             # A plain id: its reader followed no large author then, and each one followed
             # since has its entry among the missed events, saying where to read from.
-            since = _earliest_follow(messages)
+            since = min((place for _, place in follows), key=lambda place: place.seq)
         self._start_large(replay, since)
+        # The marks already hold the authors these entries follow; their events from each
+        # entry's place on are still to send (some may be behind the resume point).
         out, catch_ups = self._visible(messages)
         if self.large is not None and since is not None:
-            out.extend(self._fill_large(catch_ups))
+            out.extend(self._fill_large(follows + catch_ups))
         if any(m.type == schema.RESYNC_REQUIRED for m in out):
             return self._restart()
         self._catch_up_large()
@@ -205,8 +214,14 @@ class StreamSession:
         self.large = since if since is not None else self.broker.read(LARGE).head
 
     def _restart(self):
-        """Start over at both heads: what ``resync_required`` tells the client to do."""
-        self.position = self.broker.read_shared(self.channel).head
+        """Start over at both heads: what ``resync_required`` tells the client to do.
+
+        Follow entries between the head read at the open and this one are skipped with the
+        rest: whom the reader follows is taken again from this head's marks.
+        """
+        replay = self.broker.read_shared(self.channel)
+        self.position = replay.head
+        self._reload_authors(replay)
         if self.large is not None:
             self.large = self.broker.read(LARGE).head
         return [control(schema.RESYNC_REQUIRED)]
@@ -393,7 +408,12 @@ class StreamSession:
         if marks is None:
             if self._load_authors is None:
                 return  # nobody to ask (a stream made without one): keep what it has
-            marks = frozenset(self._load_authors(self.identity.user_id))
+            try:
+                marks = frozenset(self._load_authors(self.identity.user_id))
+            except Unavailable as exc:
+                # The database is away: keep what the stream had; its next open asks again.
+                log.warning("stream %s keeps its large authors: %s", self.stream_id, exc)
+                return
             self.broker.remember(self.channel, replay.version, marks)
         router, current = self.broker.large, set(self.authors)
         added = marks - current

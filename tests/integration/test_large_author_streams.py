@@ -9,7 +9,7 @@ import pytest
 from app.auth.signout import StreamsBySession
 from app.events.channels import LARGE
 from app.events.schema import FOLLOWS_CHANGED, RESYNC_REQUIRED, Event
-from app.events.wire import Cursor
+from app.events.wire import Cursor, Position
 from app.stream_quota import MemoryQuota
 from app.transports.session import StreamSession
 from tests.integration.test_broker import broker_factory  # noqa: F401 - the fixture
@@ -237,3 +237,35 @@ def test_a_feed_that_starts_over_looks_up_whom_its_reader_follows_and_goes_on(br
     again, _ = open_feed(broker, authors=("carol",), lookups=lookups)
     assert again.authors == {"alice"} and lookups == ["erin", "erin"]  # remembered
     again.close()
+
+
+def test_a_resume_past_an_event_of_an_author_followed_meanwhile_gives_resync(broker):
+    session, _ = open_feed(broker, authors=("alice",))
+    since = broker.read(LARGE).head
+    post_by(broker, "bob", 1)  # bob's, once erin's follow of bob committed…
+    post_by(broker, "alice", 2)
+    assert numbers(receive(session, 1)) == [2]  # …and the client's place is past it
+    session.close()
+    follows_changed(broker, "erin", "bob", True, since)  # reaches no stream: the client is away
+    resumed, initial = open_feed(broker, authors=("alice", "bob"), last_event_id=session.cursor)
+    assert [m.type for m in initial] == [RESYNC_REQUIRED]
+    post_by(broker, "bob", 3)
+    assert numbers(receive(resumed, 1)) == [3]
+    resumed.close()
+
+
+def test_follows_whose_places_are_in_two_epochs_of_the_channel_give_resync(broker):
+    session, _ = open_feed(broker)
+    session.close()
+    follows_changed(broker, "erin", "alice", True, broker.read(LARGE).head)
+    follows_changed(broker, "erin", "bob", True, Position("0ld0", 7))
+    _, initial = open_feed(broker, authors=("alice", "bob"), last_event_id=session.cursor)
+    assert [m.type for m in initial] == [RESYNC_REQUIRED]
+
+
+def test_a_lookup_begun_before_a_restart_is_not_stored(broker):
+    broker.read("feed:erin")
+    version = broker.read("feed:erin").version
+    broker.restart("feed:erin")  # e.g. a follow entry that could not be published
+    broker.remember("feed:erin", version, ["alice"])
+    assert broker.read("feed:erin").marks is None
