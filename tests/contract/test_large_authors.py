@@ -6,53 +6,16 @@ sharing Redis.
 A large author's events carry compound ids (``<feed id>.<large id>``) on a follower's feed:
 what these tests look for to know which way an event came.
 """
-import itertools
-import uuid
-
 import gevent
 import pytest
 
 from tests.contract.test_transports import _ready, _storm
-from tests.support.clients import SUBSCRIBERS, RestUser
-from tests.support.servers import Deployment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
 TRANSPORTS = ["sse", "ws", "poll"]
 THRESHOLD = 3  # followers from which an author is large, in these servers
-_names = itertools.count()
-
-
-@pytest.fixture(scope="module", params=["memory", "redis"])
-def server(request, tmp_path_factory):
-    """A server whose authors are large from three followers."""
-    deployment = Deployment(tmp_path_factory.mktemp("large"), request)
-    redis = request.param == "redis"
-    [server] = deployment.start(workers=2 if redis else 1,
-                                redis_url=request.getfixturevalue("redis_url") if redis else None,
-                                RATELIMIT_ENABLED="false", STREAMS_PER_USER=5,
-                                LARGE_AUTHOR_FOLLOWERS=THRESHOLD)
-    yield server
-    deployment.stop()
-
-
-@pytest.fixture
-def user(server):
-    return lambda: RestUser(server.url, f"l{next(_names)}_{uuid.uuid4().hex[:6]}")
-
-
-@pytest.fixture
-def subscribe(server):
-    opened = []
-
-    def open_(transport, path, token, **kwargs):
-        subscriber = SUBSCRIBERS[transport](server.url, path, token, **kwargs)
-        opened.append(subscriber)
-        return subscriber
-
-    yield open_
-    for subscriber in opened:
-        subscriber.close()
+SERVER_SETTINGS = {"LARGE_AUTHOR_FOLLOWERS": THRESHOLD}  # read by conftest's server
 
 
 def large_author(user, *readers):

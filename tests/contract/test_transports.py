@@ -8,31 +8,11 @@ import gevent
 import pytest
 import requests
 
-from tests.support.clients import SUBSCRIBERS, RestUser, foreign_event_ids
+from tests.support.clients import foreign_event_ids
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
 TRANSPORTS = ["sse", "ws", "poll"]
-_names = itertools.count()
-
-
-@pytest.fixture
-def user(server):
-    return lambda: RestUser(server.url, f"u{next(_names)}_{uuid.uuid4().hex[:6]}")
-
-
-@pytest.fixture
-def subscribe(server):
-    opened = []
-
-    def open_(transport, path, token, **kwargs):
-        subscriber = SUBSCRIBERS[transport](server.url, path, token, **kwargs)
-        opened.append(subscriber)
-        return subscriber
-
-    yield open_
-    for subscriber in opened:
-        subscriber.close()
 
 
 def _ready(subscriber):

@@ -70,6 +70,18 @@ def test_fan_out_uses_sharded_pubsub_with_one_connection_per_shard(cluster, serv
         reader.close()
 
 
+def resumes_on(server, author, reader, reader_user, count):
+    """Close *reader*; let *author* post *count* times on *server*; resume *reader_user*'s
+    feed there from the last id read, and check it gets exactly those posts."""
+    last_id = reader.last_id
+    reader.close()
+    missed = [author.call("POST", "/api/posts", base_url=server.url, json={"content": str(i)})
+              .json()["id"] for i in range(count)]
+    resumed = SUBSCRIBERS["sse"](server.url, "feed", reader_user.token, last_event_id=last_id)
+    assert [e["post"]["id"] for e in resumed.wait_type("new_post", count=count)] == missed
+    resumed.close()
+
+
 def test_a_client_resumes_on_another_server(servers):
     first, second = servers
     alice = RestUser(first.url, "alice")
@@ -77,13 +89,7 @@ def test_a_client_resumes_on_another_server(servers):
     reader.wait_type("connection_established")
     alice.post("seen")
     reader.wait_type("new_post")
-    last_id = reader.last_id
-    reader.close()
-    missed = [alice.call("POST", "/api/posts", base_url=second.url, json={"content": str(i)})
-              .json()["id"] for i in range(3)]
-    resumed = SUBSCRIBERS["sse"](second.url, "feed", alice.token, last_event_id=last_id)
-    assert [e["post"]["id"] for e in resumed.wait_type("new_post", count=3)] == missed
-    resumed.close()
+    resumes_on(second, alice, reader, alice, 3)
 
 
 @pytest.mark.parametrize("servers", [{"LARGE_AUTHOR_FOLLOWERS": "4"}], indirect=True)
@@ -102,13 +108,7 @@ def test_a_large_authors_events_reach_followers_on_every_server_through_one_shar
                if redis.Redis(port=port).pubsub_shardchannels(f"{prefix}:{{large}}")]
     assert len(holders) == 1  # one slot, one shard; every worker listens there
     follower, reader = readers[0]
-    last_id = reader.last_id
-    reader.close()
-    missed = [author.call("POST", "/api/posts", base_url=second.url, json={"content": str(i)})
-              .json()["id"] for i in range(2)]
-    resumed = SUBSCRIBERS["sse"](second.url, "feed", follower.token, last_event_id=last_id)
-    assert [e["post"]["id"] for e in resumed.wait_type("new_post", count=2)] == missed
-    resumed.close()
+    resumes_on(second, author, reader, follower, 2)
     for _, reader in readers[1:]:
         reader.close()
 
