@@ -25,11 +25,10 @@ def follow(viewer_id, target):
     added = db.session.execute(insert(Follow).values(
         follower_id=viewer_id, followee_id=target.id).on_conflict_do_nothing()).rowcount
     created = notifications.on_follow(viewer_id, target.id) if added else []
-    became_large = bool(added and not target.large_author and since is not None
-                    and audience.threshold_reached(target.id)
-                    and audience.mark_large(target, True))
     db.session.commit()
     notifications.announce(created)
+    became_large = bool(added and since is not None and not target.large_author
+                        and _mark_if_reached(target))
     if became_large:
         audience.announce_large(target.id, since)
     elif added and (target.large_author or audience.is_large(target.id)):
@@ -46,6 +45,19 @@ def follow(viewer_id, target):
             if not audience.follows(viewer_id, target.id):
                 # An unfollow committed meanwhile may have announced itself first.
                 audience.announce_follow(viewer_id, target.id, False)
+
+
+def _mark_if_reached(target):
+    """Make *target* large if the follow just committed brought them to the threshold.
+
+    Counted after the commit, in a transaction of its own: of follows committed at once, each
+    counting only itself and those committed before, the last one sees them all. (Counted
+    before, two follows that each see T-1 would leave the author small.) The update is
+    conditional, so only one of them announces it.
+    """
+    changed = audience.threshold_reached(target.id) and audience.mark_large(target, True)
+    db.session.commit()
+    return changed
 
 
 def _large_head_before_commit(target):
@@ -74,11 +86,13 @@ def unfollow(viewer_id, target):
         since = None  # the entry below fails too, and the broker starts the feed over
     removed = db.session.execute(delete(Follow).where(Follow.follower_id == viewer_id,
                                                       Follow.followee_id == target.id)).rowcount
-    if removed and target.large_author and audience.below_half(target.id):
-        audience.mark_large(target, False)
     db.session.commit()
     if not removed:
         return
+    # After the commit, as a follow counts: the last of unfollows committed at once sees them all.
+    if target.large_author and audience.below_half(target.id):
+        audience.mark_large(target, False)
+        db.session.commit()
     # Whatever the author is now: one large before may be again, and the reader's feed must
     # not keep them in its marks.
     audience.announce_follow(viewer_id, target.id, False)

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from app.events.wire import Position
 from app.extensions import db
-from app.models import CommentLike, Follow, Reaction
+from app.models import CommentLike, Follow, Reaction, User
 
 pytestmark = pytest.mark.postgres
 
@@ -21,21 +21,28 @@ AT_ONCE = 4
 
 
 @pytest.fixture
+def app_config():
+    """Large authors from AT_ONCE followers: follows at once cross the threshold together."""
+    return {"LARGE_AUTHOR_FOLLOWERS": AT_ONCE}
+
+
+@pytest.fixture
 def database_url(postgres_url):
     """PostgreSQL only: its row locks are where the race shows."""
     return postgres_url
 
 
-def _at_once(app, user, method, path, json=None):
-    """Send the same request AT_ONCE times together; return the status codes."""
+def _at_once(app, user, method, path, json=None, users=None):
+    """Send the same request AT_ONCE times together (as *user*, or once as each of *users*);
+    return the status codes."""
     go = Event()
 
-    def send():
+    def send(sender):
         go.wait()
         with app.app_context():
-            return user.call(method, path, json=json).status_code
+            return sender.call(method, path, json=json).status_code
 
-    greenlets = [gevent.spawn(send) for _ in range(AT_ONCE)]
+    greenlets = [gevent.spawn(send, sender) for sender in users or [user] * AT_ONCE]
     gevent.sleep(0)
     go.set()
     gevent.joinall(greenlets, timeout=30, raise_error=True)
@@ -101,3 +108,14 @@ def test_follows_at_once_make_one_row(app, api):
         rows = _count(app, select(func.count()).select_from(Follow)
                       .where(Follow.follower_id == bob.id, Follow.followee_id == target.id))
         assert rows == 1
+
+
+def test_follows_at_once_that_reach_the_threshold_make_the_author_large(app, api):
+    # Each follow counts the followers committed before it; only counting after its own commit
+    # lets the last of them see all AT_ONCE and make the author large.
+    fans = [api.user(f"fan{i}") for i in range(AT_ONCE)]
+    for round_ in range(ROUNDS // 5):
+        author = api.user(f"author{round_}")
+        statuses = _at_once(app, None, "PUT", f"/api/users/{author.username}/follow", users=fans)
+        assert statuses == [200] * AT_ONCE
+        assert _count(app, select(User.large_author).where(User.id == author.id)), round_
