@@ -93,13 +93,15 @@ def post_worker_init(worker):
             gevent.sleep(0.1)
 
     gevent.spawn(end_streams_on_shutdown)
+    # Events that a stopped worker committed and did not publish: see app/services/outbox.py.
+    worker.wsgi.extensions["outbox"].start()
 
 
 def worker_exit(server, worker):
     """Close the worker's stream count and broker as it exits: streams still counted go now,
     and conflated counts still pending are sent first."""
     extensions = getattr(getattr(worker, "wsgi", None), "extensions", {})
-    for name in ("feed_counts", "stream_quota", "broker"):
+    for name in ("outbox", "feed_counts", "stream_quota", "broker"):
         if extensions.get(name) is not None:
             extensions[name].close()
 

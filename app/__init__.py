@@ -22,7 +22,7 @@ def create_app(config=None):
     from app.auth import signout, tokens
     from app.broker import extension as broker
     from app.push import keys as push_keys
-    from app.services import conflation
+    from app.services import conflation, outbox
     from app.transports import websocket
 
     database.init_app(app)
@@ -32,6 +32,7 @@ def create_app(config=None):
     signout.init_app(app)
     stream_quota.init_app(app)
     conflation.init_app(app)
+    outbox.init_app(app)
     ratelimit.init_app(app)
     websocket.init_app(app)
     security.init_app(app)

@@ -162,6 +162,13 @@ def load_config(instance_path, env=None):
         # From this many followers an author's events go once to the large-author channel
         # instead of to every follower's feed; back below half of it, to the feeds again.
         "LARGE_AUTHOR_FOLLOWERS": env_int(env, "LARGE_AUTHOR_FOLLOWERS", 5000, minimum=2),
+        # An event not published this many seconds after its commit is taken over by the
+        # outbox's relay (its process was stopped in between); the relay looks this often.
+        "OUTBOX_LEASE_SECONDS": env_float(env, "OUTBOX_LEASE_SECONDS", 30.0, minimum=0.5),
+        "OUTBOX_RELAY_SECONDS": env_float(env, "OUTBOX_RELAY_SECONDS", 5.0, minimum=0.1),
+        # Fault injection for the tests that kill a worker mid-publish: an event whose JSON
+        # holds this text waits a minute between its commit and its publish. Empty: never.
+        "OUTBOX_FAULT_PAUSE_MARKER": env.get("OUTBOX_FAULT_PAUSE_MARKER", ""),
         "LONGPOLL_DEFAULT_SECONDS": env_float(env, "LONGPOLL_DEFAULT_SECONDS", 25.0),
         "LONGPOLL_MAX_SECONDS": env_float(env, "LONGPOLL_MAX_SECONDS", 55.0),
         "WS_MAX_MESSAGE_BYTES": env_int(env, "WS_MAX_MESSAGE_BYTES", 64 * 1024, minimum=128),

@@ -40,6 +40,9 @@ class Broker(ABC):
     subscription hooks :meth:`_listen` and :meth:`_unlisten`; everything else is shared.
     """
 
+    #: Whether channels' history outlives this process (the outbox's relay asks).
+    durable = True
+
     def __init__(self, history_max_events=1000, history_max_seconds=86400):
         self.history_max_events = history_max_events
         self.history_max_seconds = history_max_seconds
@@ -52,12 +55,16 @@ class Broker(ABC):
     # -- publishing and history -------------------------------------------------------------
 
     @abstractmethod
-    def publish(self, channels, event, mark=None):
+    def publish(self, channels, event, mark=None, once=None):
         """Publish *event* to every channel in *channels*; return the ids it got, in order.
 
         *mark*, ``"+name"`` or ``"-name"``, also sets or clears that name in each channel's
         marks, in the same step as the event: a feed keeps there which large authors its
         reader follows, so that a stream's open reads them with the feed's head.
+
+        *once*, an id unique to the event, makes the publish happen at most once within the
+        history window (one channel only): the outbox's relay repeats a publish that a killed
+        worker may or may not have made. A repeat gets None for its id.
 
         A replayable event skips a cold channel, one that no stream has read (opened,
         resumed, polled) within ``history_max_seconds`` + 7 days and none listens to: no

@@ -40,10 +40,13 @@ class MemoryBroker(Broker):
     :param clock: the monotonic clock, in seconds (tests pass their own).
     """
 
+    durable = False
+
     def __init__(self, clock=time.monotonic, **kwargs):
         super().__init__(**kwargs)
         self._clock = clock
         self._channels = {}
+        self._once = {}  # (channel, once-id) -> when published, for the history window
         self._next_sweep = clock()
 
     def _channel(self, name, now):
@@ -62,13 +65,14 @@ class MemoryBroker(Broker):
         quiet_since = now - self.history_max_seconds
         forget_since = quiet_since - POSITION_GRACE_SECONDS
         listened = self.hub.channels
+        self._once = {key: at for key, at in self._once.items() if at >= quiet_since}
         for name, state in list(self._channels.items()):
             if state.read_at < forget_since and name not in listened:
                 del self._channels[name]
             elif state.touched < quiet_since:
                 state.history = None  # every event in it is past the window
 
-    def publish(self, channels, event, mark=None):
+    def publish(self, channels, event, mark=None, once=None):
         """Append *event* to each channel's history and hand it to local subscribers.
 
         A cold channel gets nothing, and None for its id.
@@ -77,6 +81,12 @@ class MemoryBroker(Broker):
         ids = []
         now = self._clock()
         self._sweep(now)
+        if once is not None:
+            if len(channels) != 1:
+                raise ValueError("a once-id publishes to one channel")
+            if (channels[0], once) in self._once:
+                return [None]
+            self._once[channels[0], once] = now
         for name in channels:
             event_id = None
             if event.replayable:

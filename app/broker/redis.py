@@ -86,16 +86,22 @@ class RedisBroker(Broker):
         tag = f"{self.prefix}:{{{channel}}}"
         return [f"{tag}:m", f"{tag}:h"]
 
+    def _once_key(self, channel):
+        # The once-ids a channel has had (publish's *once*), beside its other keys.
+        return f"{self.prefix}:{{{channel}}}:o"
+
     def _pubsub_name(self, channel):
         return f"{self.prefix}:{{{channel}}}".encode()
 
     # -- publishing and history -------------------------------------------------------------
 
-    def publish(self, channels, event, mark=None):
+    def publish(self, channels, event, mark=None, once=None):
         """Publish *event* to *channels* in one pipelined round trip; return their ids.
 
         A cold channel (see :mod:`app.broker.scripts`) gets nothing, and None for its id.
         """
+        if once is not None and len(channels) != 1:
+            raise ValueError("a once-id publishes to one channel")
         head, tail = event.encode()
         # One script per channel on a cluster (each on its own slot), else per batch.
         size = _PUBLISH_BATCH if event.replayable and not self.cluster else 1
@@ -106,9 +112,12 @@ class RedisBroker(Broker):
             for batch in batches:
                 if event.replayable:
                     keys = [key for channel in batch for key in self._keys(channel)]
+                    if once is not None:
+                        keys.append(self._once_key(batch[0]))
                     self.scripts.run(pipe, "publish", keys, [
                         head, tail, event.wire_type, event.ts, self.history_max_events,
-                        self.history_max_seconds * 1000, self.publish_command, mark or ""])
+                        self.history_max_seconds * 1000, self.publish_command, mark or "",
+                        once or ""])
                 else:
                     [channel] = batch
                     self.scripts.run(pipe, "publish_ephemeral", [self._pubsub_name(channel)], [
@@ -159,8 +168,10 @@ class RedisBroker(Broker):
             except _ERRORS:
                 self._lost.add(channel)
                 raise
-            log.warning("channel %s: a publish was lost while Redis was away; "
-                        "its history restarts and its clients resync", channel)
+            # Info, not warning: the caller says why, once (a publish failed, or the outbox
+            # relay took over a stopped worker's event), and there may be thousands.
+            log.info("channel %s starts over: its history restarts and its clients resync",
+                     channel)
 
     def _read(self, channel, after, client):
         position = ["", 0] if after is None else [after.epoch, after.seq]

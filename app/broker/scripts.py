@@ -26,9 +26,11 @@ end
 """
 
 # KEYS: meta and history of each channel, in pairs (one pair on a Redis Cluster, where a
-# script's keys share a slot).  ARGV: head, tail, type, ts, maxlen, max_age_ms, publish command
-# (PUBLISH or SPUBLISH), mark ('+name', '-name' or '').  Returns each channel's event id, or nil
-# for a cold channel.
+# script's keys share a slot), then, with a once-id, the channel's sorted set of the once-ids
+# it has had.  ARGV: head, tail, type, ts, maxlen, max_age_ms, publish command (PUBLISH or
+# SPUBLISH), mark ('+name', '-name' or ''), once-id ('' or an id unique to the event: one
+# channel only).  Returns each channel's event id, or nil for a cold channel or a once-id seen
+# within the history window.
 #
 # A channel is cold when it has no metadata: nobody opened it within the metadata's lifetime
 # (history window + 7 days, renewed by reads and by the workers holding its streams, never by
@@ -39,7 +41,16 @@ end
 PUBLISH = _NOW + """
 local oldest = now - tonumber(ARGV[6])
 local ids = {}
-for i = 1, #KEYS, 2 do
+local pairs_end = #KEYS
+if ARGV[9] ~= '' then
+  -- Published at most once: a relay may repeat what a killed worker already published.
+  local seen = KEYS[#KEYS]
+  pairs_end = pairs_end - 1
+  redis.call('ZREMRANGEBYSCORE', seen, '-inf', oldest)
+  if redis.call('ZADD', seen, 'NX', now, ARGV[9]) == 0 then return {false} end
+  redis.call('PEXPIRE', seen, ARGV[6])
+end
+for i = 1, pairs_end, 2 do
   local meta, history = KEYS[i], KEYS[i + 1]
   local epoch = redis.call('HGET', meta, 'e')  -- false when the channel is cold
   if not epoch then
@@ -102,8 +113,10 @@ return result
 
 # KEYS: meta, history.  ARGV: new epoch, pubsub channel, publish command, checkpoint mark.
 # Starts a new epoch when a publish may have been lost, so resuming clients resync; the marks
-# are no longer known (the lost publish may have changed them).
+# are no longer known (the lost publish may have changed them). A cold channel stays cold: its
+# next read starts a new epoch anyway, and a reset must not make it warm for good.
 RESET = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 redis.call('HSET', KEYS[1], 'e', ARGV[1], 's', 0)
 redis.call('HDEL', KEYS[1], 'k')
 redis.call('HINCRBY', KEYS[1], 'v', 1)  -- a lookup begun before it is not to be stored

@@ -120,29 +120,39 @@ def announce_large(author_id, since):
     Their events from now on come by the large-author channel: one entry per follower's feed,
     once (cold feeds are skipped, as for any event).
     """
-    before = _follower_ids(author_id)
+    before = follower_ids(author_id)
     notify.publish([feed_channel(uid) for uid in before], _entry(author_id, True, since),
                    "+" + author_id)
     # An unfollow committed after that list was read, and announced before the entries above,
     # would be undone by them: look again, and say it again to those who left. (An unfollow
     # committed later announces itself after these.)
-    left = before - _follower_ids(author_id)
+    left = before - follower_ids(author_id)
     for reader_id in left:
         announce_follow(reader_id, author_id, False)
 
 
-def _follower_ids(author_id):
-    return set(db.session.scalars(select(Follow.follower_id).where(Follow.followee_id == author_id)))
+def follower_ids(author_id):
+    """Return the ids of *author_id*'s followers."""
+    query = select(Follow.follower_id).where(Follow.followee_id == author_id)
+    return set(db.session.scalars(query))
 
 
-def publish_to_followers(author_id, event, channels=()):
+def publish_to_followers(author_id, event, channels=(), large=None, once=None):
     """Publish *event* of *author_id*'s to their feed, their followers' and *channels*.
 
     A small author's event goes to each follower's feed; a large author's goes once, to the
     large-author channel, carrying the author for the workers to route it by.
+
+    :param large: whether the author is large, when already read (None: read it now).
+    :param once: the event's once-id on the large-author channel (the outbox's).
     """
-    large = is_large(author_id)
-    followers = () if large else _follower_ids(author_id)
+    large = is_large(author_id) if large is None else large
+    followers = () if large else follower_ids(author_id)
     notify.publish(feed_channels(author_id, followers) + list(channels), event)
     if large:
-        notify.publish([LARGE], dataclasses.replace(event, author=author_id))
+        publish_large(author_id, event, once)
+
+
+def publish_large(author_id, event, once=None):
+    """Publish *event* of large author *author_id*'s on the large-author channel."""
+    notify.publish([LARGE], dataclasses.replace(event, author=author_id), once=once)

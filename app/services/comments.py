@@ -9,7 +9,7 @@ from app.events.channels import post_channel
 from app.extensions import db
 from app.models import Comment, CommentLike
 from app.serializers import comment_json
-from app.services import notifications, notify
+from app.services import notifications, notify, outbox
 from app.services.conflation import COMMENTS, feed_counts
 from app.services.lookup import get_comment, get_post
 from app.services.posts import publish_to_feeds
@@ -54,9 +54,11 @@ def create_comment(author_id, post_id, content):
     db.session.add(comment)
     db.session.flush()  # gives the comment its id
     created = notifications.on_comment(author_id, post, comment)
-    db.session.commit()
     data = comment_json(comment)
-    _announce(post.id, schema.NEW_COMMENT, {"comment": data})
+    payload = {"post_id": post.id, "comment": data}
+    staged = outbox.stage(schema.NEW_COMMENT, payload, [post_channel(post.id)])
+    db.session.commit()
+    outbox.send(staged, payload)
     feed_counts().changed(COMMENTS, post.id, _count_to_feeds)
     notifications.announce(created)
     return data
@@ -70,8 +72,10 @@ def delete_comment(user_id, comment_id):
         raise Forbidden("only the comment's or the post's author may delete it")
     post_id, comment_id = post.id, comment.id
     db.session.delete(comment)
+    payload = {"post_id": post_id, "comment_id": comment_id}
+    staged = outbox.stage(schema.COMMENT_DELETED, payload, [post_channel(post_id)])
     db.session.commit()
-    _announce(post_id, schema.COMMENT_DELETED, {"comment_id": comment_id})
+    outbox.send(staged, payload)
     feed_counts().changed(COMMENTS, post_id, _count_to_feeds)
 
 

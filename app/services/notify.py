@@ -8,10 +8,11 @@ from app.broker.extension import current_broker
 log = logging.getLogger(__name__)
 
 
-def publish(channels, event, mark=None):
+def publish(channels, event, mark=None, once=None):
     """Publish *event* to *channels*; log and count a failure instead of raising it.
 
-    *mark* sets or clears a name in each channel's marks (:meth:`app.broker.Broker.publish`).
+    *mark* sets or clears a name in each channel's marks, and *once* makes the publish happen
+    at most once (:meth:`app.broker.Broker.publish`).
 
     Call this only after ``db.session.commit()``: a client that receives the event and asks
     the API must see the change. A lost publish makes the broker restart those channels'
@@ -20,7 +21,7 @@ def publish(channels, event, mark=None):
     if not channels:
         return
     try:
-        ids = current_broker().publish(channels, event, mark)
+        ids = current_broker().publish(channels, event, mark, once)
     except BrokerUnavailable as exc:
         metrics.PUBLISH_FAILED.inc()
         log.error("event %s not published to %d channels: %s", event.type, len(channels), exc)

@@ -8,15 +8,16 @@ from app.extensions import db
 from app.models import Follow, Post
 from app.models.base import utcnow
 from app.serializers import post_json
-from app.services import notifications
+from app.services import notifications, outbox
 from app.services.audience import publish_to_followers
 from app.services.lookup import get_post
 
 
-def publish_post_event(event_type, post_id, author_id, payload):
-    """Publish an event about a post to its author's and followers' feeds and its channel."""
-    publish_to_followers(author_id, schema.Event(event_type, payload),
-                         post_event_channels(event_type, post_id))
+def stage_post_event(event_type, post_id, author_id, payload):
+    """Store an event about a post with its change (:mod:`app.services.outbox`), for the
+    author's and followers' feeds and the post's channel; :func:`outbox.send` it after the
+    commit."""
+    return outbox.stage(event_type, payload, post_event_channels(event_type, post_id), author_id)
 
 
 def publish_to_feeds(post_id, event_of):
@@ -35,9 +36,10 @@ def create_post(author_id, content):
     db.session.add(post)
     db.session.flush()  # gives the post its id
     created = notifications.on_mentions(author_id, content, post.id)
+    payload = {"post": post_json(post, with_my_reaction=False)}
+    staged = stage_post_event(schema.NEW_POST, post.id, author_id, payload)
     db.session.commit()
-    publish_post_event(schema.NEW_POST, post.id, post.author_id,
-                       {"post": post_json(post, with_my_reaction=False)})
+    outbox.send(staged, payload)
     notifications.announce(created)
     return post
 
@@ -55,9 +57,11 @@ def update_post(user_id, post_id, content):
     post.content = content
     post.updated_at = utcnow()
     created = notifications.on_mentions(user_id, content, post.id)  # the newly mentioned only
+    db.session.flush()
+    payload = {"post": post_json(post, with_my_reaction=False)}
+    staged = stage_post_event(schema.POST_UPDATED, post.id, post.author_id, payload)
     db.session.commit()
-    publish_post_event(schema.POST_UPDATED, post.id, post.author_id,
-                       {"post": post_json(post, with_my_reaction=False)})
+    outbox.send(staged, payload)
     notifications.announce(created)
     return post
 
@@ -67,8 +71,10 @@ def delete_post(user_id, post_id):
     post = _own_post(user_id, post_id)
     post_id, author_id = post.id, post.author_id
     db.session.delete(post)
+    payload = {"post_id": post_id}
+    staged = stage_post_event(schema.POST_DELETED, post_id, author_id, payload)
     db.session.commit()
-    publish_post_event(schema.POST_DELETED, post_id, author_id, {"post_id": post_id})
+    outbox.send(staged, payload)
 
 
 def _newest_first(query, limit, before):

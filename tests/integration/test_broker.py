@@ -99,6 +99,27 @@ def test_a_channel_nobody_opened_is_cold_and_gets_nothing(broker):
     assert Position.parse(broker.publish(["feed:cold"], event(3))[0]).seq == 1
 
 
+def test_a_publish_with_a_once_id_happens_once(broker):
+    opened(broker, "large")
+    inbox = Inbox("large")
+    broker.subscribe(inbox)
+    [first] = broker.publish(["large"], event(1), once="e1")
+    assert broker.publish(["large"], event(1), once="e1") == [None]  # a relay's repeat
+    [other] = broker.publish(["large"], event(2), once="e2")
+    start = Position(broker.read("large").head.epoch, 0)
+    assert [m.event_id for m in broker.read("large", start).messages] == [first, other]
+    assert [m.event_id for m in drain(inbox, 3, timeout=0.5)] == [first, other]
+
+
+def test_a_restart_starts_a_warm_channel_over_and_leaves_a_cold_one_cold(broker):
+    ids = publish(broker, "feed:warm", 2)
+    broker.restart("feed:warm")
+    broker.restart("feed:cold")
+    head = broker.read("feed:warm").head
+    assert head.epoch != Position.parse(ids[0]).epoch and head.seq == 0
+    assert broker.publish(["feed:cold"], event(3)) == [None]
+
+
 def test_one_event_to_a_thousand_channels_some_cold_gets_each_its_own_id(broker):
     channels = [f"feed:u{n}" for n in range(1203)]  # more than one Redis script's batch
     warm = channels[::3] + channels[-1:]

@@ -1,0 +1,200 @@
+"""The outbox: an event is stored with the change it announces, so that a process stopped
+between the commit and the publish (killed, crashed, its machine gone) loses nothing.
+
+A write :func:`stage` s its event in its own transaction, leased to it for
+``OUTBOX_LEASE_SECONDS``; after the commit it :func:`send` s it: publishes, then deletes the row.
+A row whose lease has run out was left by a process that stopped in between, and the
+:class:`Relay` of any process takes it over:
+
+- every channel that may have missed the event *starts over* (:meth:`Broker.restart`): its
+  streams get ``resync_required`` and their clients read the change over REST. A fan-out is
+  many publishes, and the stopped process may have made some of them: publishing again would
+  duplicate those, a restart only costs their clients a refetch. A cold channel stays cold.
+- a large author's event, published once on the large-author channel, is published there
+  again, at most once (the row's id is the publish's once-id), so their followers get it live.
+
+The in-process broker's history dies with its process, whose clients resync anyway: rows left
+by an earlier process are only deleted.
+"""
+import dataclasses
+import json
+import logging
+from datetime import timedelta
+
+import gevent
+from flask import current_app
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.broker.extension import current_broker
+from app.events import schema
+from app.events.channels import feed_channels
+from app.extensions import db
+from app.models import OutboxEntry
+from app.models.base import new_id, utcnow
+from app.services import audience, notify
+
+log = logging.getLogger(__name__)
+
+RELAY_BATCH = 100  # rows taken over per look
+
+
+@dataclasses.dataclass(frozen=True)
+class Staged:
+    """An event stored with its change, to :func:`send` after the commit."""
+
+    id: str
+    event_type: str
+    channels: list
+    author_id: str | None
+    large: bool
+
+
+def stage(event_type, payload, channels=(), author_id=None):
+    """Store the event in the open transaction; return it as :class:`Staged`.
+
+    :param channels: channels named outright (a post's, say).
+    :param author_id: also publish to the author's feed and their followers' (or, for a large
+        author, once on the large-author channel).
+    """
+    now = utcnow()
+    staged = Staged(new_id(), event_type, list(channels), author_id,
+                    bool(author_id and audience.is_large(author_id)))
+    db.session.add(OutboxEntry(
+        id=staged.id, event_type=event_type, payload=json.dumps(payload),
+        channels=json.dumps(staged.channels), author_id=author_id, large=staged.large,
+        created_at=now, lease_until=now + timedelta(seconds=_lease_seconds())))
+    return staged
+
+
+def send(staged, payload):
+    """Publish a staged event once its transaction is committed, then forget it.
+
+    *payload* is the event's fields, as given to :func:`stage` (the stored copy is for the
+    relay).
+    """
+    event = schema.Event(staged.event_type, payload)
+    _pause_if_asked(event)
+    _publish(staged, event)
+    try:
+        db.session.execute(delete(OutboxEntry).where(OutboxEntry.id == staged.id))
+        db.session.commit()
+    except SQLAlchemyError as exc:
+        # Published all the same: the relay will restart those channels once the lease is
+        # over (a needless resync, nothing lost), so the write still succeeds.
+        db.session.rollback()
+        log.warning("outbox entry %s published but not deleted: %s", staged.id, exc)
+
+
+def _publish(staged, event):
+    if staged.author_id:
+        audience.publish_to_followers(staged.author_id, event, staged.channels,
+                                      large=staged.large, once=staged.id)
+    else:
+        notify.publish(staged.channels, event)
+
+
+def _pause_if_asked(event):
+    marker = current_app.config["OUTBOX_FAULT_PAUSE_MARKER"]
+    if marker and marker in json.dumps(event.payload):
+        log.warning("outbox fault injection: event %s waits 60 s before its publish", event.type)
+        gevent.sleep(60)
+
+
+def _lease_seconds():
+    return current_app.config["OUTBOX_LEASE_SECONDS"]
+
+
+def recover(entry):
+    """Make sure no client misses the event of *entry* (an outbox row) without being told
+    (see the module)."""
+    event = schema.Event(entry.event_type, json.loads(entry.payload))
+    channels = json.loads(entry.channels)
+    if entry.author_id:
+        followers = () if entry.large else audience.follower_ids(entry.author_id)
+        channels = feed_channels(entry.author_id, followers) + channels
+        if entry.large:
+            audience.publish_large(entry.author_id, event, once=entry.id)
+    broker = current_broker()
+    for channel in channels:
+        broker.restart(channel)
+    log.warning("outbox entry %s (%s) was not known to be published by %s: %d channels start "
+                "over%s", entry.id, entry.event_type, entry.lease_until, len(channels),
+                ", published again on the large-author channel" if entry.large else "")
+
+
+class Relay:
+    """Takes over the outbox rows of stopped processes; one per process.
+
+    :param app: the Flask app (the relay runs outside any request).
+    """
+
+    def __init__(self, app):
+        self.app = app
+        self.started_at = utcnow()
+        self._greenlet = None
+
+    def start(self):
+        """Look at once (a restart follows a crash), then every ``OUTBOX_RELAY_SECONDS``."""
+        if self._greenlet is None:
+            self._greenlet = gevent.spawn(self._run_forever)
+
+    def close(self):
+        """Stop looking (the worker is exiting)."""
+        if self._greenlet is not None:
+            self._greenlet.kill(block=False)
+            self._greenlet = None
+
+    def _run_forever(self):
+        while True:
+            try:
+                self.run_once()
+            except Exception:  # noqa: BLE001 — the relay must outlive a database or Redis outage
+                log.exception("outbox relay: this look failed; the next one tries again")
+            gevent.sleep(self.app.config["OUTBOX_RELAY_SECONDS"])
+
+    def run_once(self):
+        """Take over every row whose lease has run out; return how many."""
+        with self.app.app_context():
+            try:
+                taken = 0
+                while True:
+                    rows = self._expired()
+                    for row in rows:
+                        taken += self._take_over(row)
+                    if len(rows) < RELAY_BATCH:
+                        return taken
+            finally:
+                db.session.remove()
+
+    def _expired(self):
+        # Plain rows, not ORM objects: another relay may delete them at any time.
+        table = OutboxEntry.__table__
+        rows = db.session.execute(select(table).where(table.c.lease_until < utcnow())
+                                  .order_by(table.c.created_at).limit(RELAY_BATCH)).all()
+        db.session.commit()
+        return rows
+
+    def _take_over(self, row):
+        """Lease *row* to this relay, recover it and delete it; return 1, or 0 when another
+        process's relay leased it first."""
+        claimed = db.session.execute(
+            update(OutboxEntry).where(OutboxEntry.id == row.id,
+                                      OutboxEntry.lease_until == row.lease_until)
+            .values(lease_until=utcnow() + timedelta(seconds=_lease_seconds()))).rowcount
+        db.session.commit()
+        if not claimed:
+            return 0
+        if current_broker().durable or row.created_at >= self.started_at:
+            recover(row)
+        else:
+            log.info("outbox entry %s predates this process: its in-process history is gone, "
+                     "and its clients resync", row.id)
+        db.session.execute(delete(OutboxEntry).where(OutboxEntry.id == row.id))
+        db.session.commit()
+        return 1
+
+
+def init_app(app):
+    """Give the app its relay (started by each gunicorn worker: see gunicorn.conf.py)."""
+    app.extensions["outbox"] = Relay(app)
