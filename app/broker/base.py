@@ -63,8 +63,9 @@ class Broker(ABC):
         reader follows, so that a stream's open reads them with the feed's head.
 
         *once*, an id unique to the event, makes the publish happen at most once within the
-        history window (one channel only): the outbox's relay repeats a publish that a killed
-        worker may or may not have made. A repeat gets None for its id.
+        history window and its last ``history_max_events`` once-ids (one channel only): the
+        outbox's relay repeats a publish that a killed worker may or may not have made. A
+        repeat gets None for its id.
 
         A replayable event skips a cold channel, one that no stream has read (opened,
         resumed, polled) within ``history_max_seconds`` + 7 days and none listens to: no

@@ -87,6 +87,8 @@ class MemoryBroker(Broker):
             if (channels[0], once) in self._once:
                 return [None]
             self._once[channels[0], once] = now
+            if len(self._once) > self.history_max_events:  # as many as a history holds
+                del self._once[next(iter(self._once))]
         for name in channels:
             event_id = None
             if event.replayable:

@@ -29,8 +29,8 @@ end
 # script's keys share a slot), then, with a once-id, the channel's sorted set of the once-ids
 # it has had.  ARGV: head, tail, type, ts, maxlen, max_age_ms, publish command (PUBLISH or
 # SPUBLISH), mark ('+name', '-name' or ''), once-id ('' or an id unique to the event: one
-# channel only).  Returns each channel's event id, or nil for a cold channel or a once-id seen
-# within the history window.
+# channel only).  Returns each channel's event id, or nil for a cold channel or a once-id among
+# the channel's last maxlen within the history window.
 #
 # A channel is cold when it has no metadata: nobody opened it within the metadata's lifetime
 # (history window + 7 days, renewed by reads and by the workers holding its streams, never by
@@ -48,6 +48,7 @@ if ARGV[9] ~= '' then
   pairs_end = pairs_end - 1
   redis.call('ZREMRANGEBYSCORE', seen, '-inf', oldest)
   if redis.call('ZADD', seen, 'NX', now, ARGV[9]) == 0 then return {false} end
+  redis.call('ZREMRANGEBYRANK', seen, 0, -tonumber(ARGV[5]) - 1)  -- as many as the history
   redis.call('PEXPIRE', seen, ARGV[6])
 end
 for i = 1, pairs_end, 2 do
