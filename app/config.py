@@ -125,6 +125,10 @@ def load_config(instance_path, env=None):
             "required, as a shorter HMAC key can be guessed offline from any token. Set it to a "
             "long random string (python -c 'import secrets; print(secrets.token_urlsafe(48))').")
     database_url = env_str(env, "DATABASE_URL", f"sqlite:///{Path(instance_path) / 'feed.db'}")
+    if env.get("OUTBOX_FAULT_PAUSE_MARKER") and not development:
+        # Any user could hold a request for a minute by writing the marker.
+        raise ConfigError("OUTBOX_FAULT_PAUSE_MARKER is for tests: set it only with "
+                          "APP_ENV=development")
     return {
         "APP_ENV": "development" if development else "production",
         "SECRET_KEY": secret,
@@ -166,8 +170,8 @@ def load_config(instance_path, env=None):
         # outbox's relay (its process was stopped in between); the relay looks this often.
         "OUTBOX_LEASE_SECONDS": env_float(env, "OUTBOX_LEASE_SECONDS", 30.0, minimum=0.5),
         "OUTBOX_RELAY_SECONDS": env_float(env, "OUTBOX_RELAY_SECONDS", 5.0, minimum=0.1),
-        # Fault injection for the tests that kill a worker mid-publish: an event whose JSON
-        # holds this text waits a minute between its commit and its publish. Empty: never.
+        # Fault injection for the tests that kill a worker mid-publish (development only): an
+        # event whose JSON holds this text waits a minute between its commit and its publish.
         "OUTBOX_FAULT_PAUSE_MARKER": env.get("OUTBOX_FAULT_PAUSE_MARKER", ""),
         "LONGPOLL_DEFAULT_SECONDS": env_float(env, "LONGPOLL_DEFAULT_SECONDS", 25.0),
         "LONGPOLL_MAX_SECONDS": env_float(env, "LONGPOLL_MAX_SECONDS", 55.0),

@@ -46,6 +46,9 @@ class Broker(ABC):
     def __init__(self, history_max_events=1000, history_max_seconds=86400):
         self.history_max_events = history_max_events
         self.history_max_seconds = history_max_seconds
+        #: How long a once-id is remembered (publish's *once*): the history window, at most
+        #: an hour — far longer than an outbox lease, without a day of ids in memory.
+        self.once_ms = min(history_max_seconds, 3600) * 1000
         self.hub = Hub()
         #: Routes the large-author channel's events to this process's feed streams.
         self.large = AuthorRouter(self)
@@ -62,10 +65,9 @@ class Broker(ABC):
         marks, in the same step as the event: a feed keeps there which large authors its
         reader follows, so that a stream's open reads them with the feed's head.
 
-        *once*, an id unique to the event, makes the publish happen at most once within the
-        history window and its last ``history_max_events`` once-ids (one channel only): the
-        outbox's relay repeats a publish that a killed worker may or may not have made. A
-        repeat gets None for its id.
+        *once*, an id unique to the event, makes the publish happen at most once within
+        :attr:`once_ms` (one channel only): the outbox's relay repeats a publish that a killed
+        worker may or may not have made. A repeat gets None for its id.
 
         A replayable event skips a cold channel, one that no stream has read (opened,
         resumed, polled) within ``history_max_seconds`` + 7 days and none listens to: no

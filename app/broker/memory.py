@@ -65,7 +65,8 @@ class MemoryBroker(Broker):
         quiet_since = now - self.history_max_seconds
         forget_since = quiet_since - POSITION_GRACE_SECONDS
         listened = self.hub.channels
-        self._once = {key: at for key, at in self._once.items() if at >= quiet_since}
+        once_since = now - self.once_ms / 1000
+        self._once = {key: at for key, at in self._once.items() if at >= once_since}
         for name, state in list(self._channels.items()):
             if state.read_at < forget_since and name not in listened:
                 del self._channels[name]
@@ -87,8 +88,6 @@ class MemoryBroker(Broker):
             if (channels[0], once) in self._once:
                 return [None]
             self._once[channels[0], once] = now
-            if len(self._once) > self.history_max_events:  # as many as a history holds
-                del self._once[next(iter(self._once))]
         for name in channels:
             event_id = None
             if event.replayable:

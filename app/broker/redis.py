@@ -117,7 +117,7 @@ class RedisBroker(Broker):
                     self.scripts.run(pipe, "publish", keys, [
                         head, tail, event.wire_type, event.ts, self.history_max_events,
                         self.history_max_seconds * 1000, self.publish_command, mark or "",
-                        once or ""])
+                        once or "", self.once_ms])
                 else:
                     [channel] = batch
                     self.scripts.run(pipe, "publish_ephemeral", [self._pubsub_name(channel)], [

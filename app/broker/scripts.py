@@ -29,8 +29,8 @@ end
 # script's keys share a slot), then, with a once-id, the channel's sorted set of the once-ids
 # it has had.  ARGV: head, tail, type, ts, maxlen, max_age_ms, publish command (PUBLISH or
 # SPUBLISH), mark ('+name', '-name' or ''), once-id ('' or an id unique to the event: one
-# channel only).  Returns each channel's event id, or nil for a cold channel or a once-id among
-# the channel's last maxlen within the history window.
+# channel only), how long once-ids are kept (ms).  Returns each channel's event id, or nil for
+# a cold channel or a once-id already seen.
 #
 # A channel is cold when it has no metadata: nobody opened it within the metadata's lifetime
 # (history window + 7 days, renewed by reads and by the workers holding its streams, never by
@@ -46,10 +46,9 @@ if ARGV[9] ~= '' then
   -- Published at most once: a relay may repeat what a killed worker already published.
   local seen = KEYS[#KEYS]
   pairs_end = pairs_end - 1
-  redis.call('ZREMRANGEBYSCORE', seen, '-inf', oldest)
+  redis.call('ZREMRANGEBYSCORE', seen, '-inf', now - tonumber(ARGV[10]))
   if redis.call('ZADD', seen, 'NX', now, ARGV[9]) == 0 then return {false} end
-  redis.call('ZREMRANGEBYRANK', seen, 0, -tonumber(ARGV[5]) - 1)  -- as many as the history
-  redis.call('PEXPIRE', seen, ARGV[6])
+  redis.call('PEXPIRE', seen, ARGV[10])
 end
 for i = 1, pairs_end, 2 do
   local meta, history = KEYS[i], KEYS[i + 1]

@@ -145,14 +145,15 @@ def publish_to_followers(author_id, event, channels=(), large=None, once=None):
 
     :param large: whether the author is large, when already read (None: read it now).
     :param once: the event's once-id on the large-author channel (the outbox's).
+    :returns: False when the broker was away.
     """
     large = is_large(author_id) if large is None else large
     followers = () if large else follower_ids(author_id)
-    notify.publish(feed_channels(author_id, followers) + list(channels), event)
-    if large:
-        publish_large(author_id, event, once)
+    published = notify.publish(feed_channels(author_id, followers) + list(channels), event)
+    return (publish_large(author_id, event, once) and published) if large else published
 
 
 def publish_large(author_id, event, once=None):
-    """Publish *event* of large author *author_id*'s on the large-author channel."""
-    notify.publish([LARGE], dataclasses.replace(event, author=author_id), once=once)
+    """Publish *event* of large author *author_id*'s on the large-author channel; return False
+    when the broker was away."""
+    return notify.publish([LARGE], dataclasses.replace(event, author=author_id), once=once)

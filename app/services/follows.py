@@ -31,7 +31,7 @@ def follow(viewer_id, target):
                         and _mark_if_reached(target))
     if became_large:
         audience.announce_large(target.id, since)
-    elif added and (target.large_author or audience.is_large(target.id)):
+    elif added and target.large_author:  # read again since the commit
         # Large before this follow, or made large by a follow committed beside this one,
         # whose announcement may have looked for followers before this one was committed.
         if since is None:

@@ -1,10 +1,10 @@
 """The outbox: an event is stored with the change it announces, so that a process stopped
 between the commit and the publish (killed, crashed, its machine gone) loses nothing.
 
-A write :func:`stage` s its event in its own transaction, leased to it for
-``OUTBOX_LEASE_SECONDS``; after the commit it :func:`send` s it: publishes, then deletes the row.
-A row whose lease has run out was left by a process that stopped in between, and the
-:class:`Relay` of any process takes it over:
+A write stores its event in its own transaction (:func:`stage`), leased to it for
+``OUTBOX_LEASE_SECONDS``; after the commit it publishes it and deletes the row (:func:`send`).
+A row whose lease has run out was left by a process that stopped in between (or one far behind,
+which then leaves it), and the :class:`Relay` of any gunicorn worker takes it over:
 
 - every channel that may have missed the event *starts over* (:meth:`Broker.restart`): its
   streams get ``resync_required`` and their clients read the change over REST. A fan-out is
@@ -19,13 +19,14 @@ by an earlier process are only deleted.
 import dataclasses
 import json
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import gevent
 from flask import current_app
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.broker import BrokerUnavailable
 from app.broker.extension import current_broker
 from app.events import schema
 from app.events.channels import feed_channels
@@ -48,6 +49,7 @@ class Staged:
     channels: list
     author_id: str | None
     large: bool
+    lease_until: datetime
 
 
 def stage(event_type, payload, channels=(), author_id=None):
@@ -59,11 +61,12 @@ def stage(event_type, payload, channels=(), author_id=None):
     """
     now = utcnow()
     staged = Staged(new_id(), event_type, list(channels), author_id,
-                    bool(author_id and audience.is_large(author_id)))
+                    bool(author_id and audience.is_large(author_id)),
+                    now + timedelta(seconds=_lease_seconds()))
     db.session.add(OutboxEntry(
         id=staged.id, event_type=event_type, payload=json.dumps(payload),
         channels=json.dumps(staged.channels), author_id=author_id, large=staged.large,
-        created_at=now, lease_until=now + timedelta(seconds=_lease_seconds())))
+        created_at=now, lease_until=staged.lease_until))
     return staged
 
 
@@ -71,27 +74,53 @@ def send(staged, payload):
     """Publish a staged event once its transaction is committed, then forget it.
 
     *payload* is the event's fields, as given to :func:`stage` (the stored copy is for the
-    relay).
+    relay). A publish that fails (the broker or the database away) leaves the row to the relay,
+    and the write still succeeds: its change is committed.
     """
     event = schema.Event(staged.event_type, payload)
     _pause_if_asked(event)
-    _publish(staged, event)
+    try:
+        if not _still_leased(staged):
+            log.warning("outbox entry %s: its lease ran out before its publish; the relay has "
+                        "it", staged.id)
+            return
+        published = _publish(staged, event)
+    except SQLAlchemyError as exc:
+        db.session.rollback()
+        log.warning("outbox entry %s not published (%s); the relay will take it", staged.id, exc)
+        return
+    if not published:
+        log.warning("outbox entry %s: the broker is away; the relay will take it", staged.id)
+        return
     try:
         db.session.execute(delete(OutboxEntry).where(OutboxEntry.id == staged.id))
         db.session.commit()
     except SQLAlchemyError as exc:
         # Published all the same: the relay will restart those channels once the lease is
-        # over (a needless resync, nothing lost), so the write still succeeds.
+        # over (a needless resync, nothing lost).
         db.session.rollback()
         log.warning("outbox entry %s published but not deleted: %s", staged.id, exc)
 
 
+def _still_leased(staged):
+    """Return whether the relay cannot have taken the entry over: well inside its lease, or
+    leased again now (a request far behind, with a relay about to look)."""
+    if utcnow() < staged.lease_until - timedelta(seconds=_lease_seconds() / 2):
+        return True
+    renewed = db.session.execute(
+        update(OutboxEntry).where(OutboxEntry.id == staged.id,
+                                  OutboxEntry.lease_until == staged.lease_until)
+        .values(lease_until=utcnow() + timedelta(seconds=_lease_seconds()))).rowcount
+    db.session.commit()
+    return bool(renewed)
+
+
 def _publish(staged, event):
+    """Publish to where the event was staged for; return False when the broker was away."""
     if staged.author_id:
-        audience.publish_to_followers(staged.author_id, event, staged.channels,
-                                      large=staged.large, once=staged.id)
-    else:
-        notify.publish(staged.channels, event)
+        return audience.publish_to_followers(staged.author_id, event, staged.channels,
+                                             large=staged.large, once=staged.id)
+    return notify.publish(staged.channels, event)
 
 
 def _pause_if_asked(event):
@@ -108,18 +137,20 @@ def _lease_seconds():
 def recover(entry):
     """Make sure no client misses the event of *entry* (an outbox row) without being told
     (see the module)."""
+    broker = current_broker()
+    broker.ping()  # away: the row stays for a later look (BrokerUnavailable)
     event = schema.Event(entry.event_type, json.loads(entry.payload))
     channels = json.loads(entry.channels)
     if entry.author_id:
         followers = () if entry.large else audience.follower_ids(entry.author_id)
         channels = feed_channels(entry.author_id, followers) + channels
-        if entry.large:
-            audience.publish_large(entry.author_id, event, once=entry.id)
-    broker = current_broker()
+        if entry.large and not audience.publish_large(entry.author_id, event, once=entry.id):
+            raise BrokerUnavailable("the large-author channel could not be published to")
     for channel in channels:
         broker.restart(channel)
-    log.warning("outbox entry %s (%s) was not known to be published by %s: %d channels start "
-                "over%s", entry.id, entry.event_type, entry.lease_until, len(channels),
+    log.warning("outbox entry %s (%s of %s) was not published within its lease (to %s): its "
+                "process stopped, or is far behind; %d channels start over%s", entry.id,
+                entry.event_type, entry.created_at, entry.lease_until, len(channels),
                 ", published again on the large-author channel" if entry.large else "")
 
 
@@ -149,7 +180,9 @@ class Relay:
         while True:
             try:
                 self.run_once()
-            except Exception:  # noqa: BLE001 — the relay must outlive a database or Redis outage
+            except (BrokerUnavailable, SQLAlchemyError) as exc:
+                log.warning("outbox relay: %s; the next look tries again", exc)
+            except Exception:  # noqa: BLE001 — the relay must outlive whatever one look meets
                 log.exception("outbox relay: this look failed; the next one tries again")
             gevent.sleep(self.app.config["OUTBOX_RELAY_SECONDS"])
 

@@ -82,3 +82,11 @@ def test_the_development_secret_is_never_readable_by_others(tmp_path, monkeypatc
     assert modes and all(mode & 0o077 == 0 for mode in modes)
     assert path.read_text() == secret and len(secret) >= 32
     assert [p.name for p in tmp_path.iterdir()] == ["dev-jwt-secret"]  # no temporary left
+
+
+def test_the_outbox_fault_injection_is_refused_outside_development(tmp_path):
+    with pytest.raises(ConfigError, match="OUTBOX_FAULT_PAUSE_MARKER"):
+        config(tmp_path, OUTBOX_FAULT_PAUSE_MARKER="[stall]")
+    assert config(tmp_path, APP_ENV="development", OUTBOX_FAULT_PAUSE_MARKER="[stall]")[
+        "OUTBOX_FAULT_PAUSE_MARKER"] == "[stall]"
+    assert config(tmp_path)["OUTBOX_FAULT_PAUSE_MARKER"] == ""
