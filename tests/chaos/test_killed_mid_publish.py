@@ -31,7 +31,8 @@ LEASE = 2
 def server(deployment, redis_url):
     [server] = deployment.start(
         workers=2, redis_url=redis_url, RATELIMIT_ENABLED="false", LARGE_AUTHOR_FOLLOWERS=4,
-        OUTBOX_FAULT_PAUSE_MARKER=STALL, OUTBOX_LEASE_SECONDS=LEASE, OUTBOX_RELAY_SECONDS=0.5)
+        OUTBOX_FAULT_PAUSE_MARKER=STALL, OUTBOX_LEASE_SECONDS=LEASE, OUTBOX_RELAY_SECONDS=0.5,
+        APP_ENV="development")  # the fault pause is refused outside development
     return server
 
 
