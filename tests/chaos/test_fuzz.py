@@ -23,7 +23,7 @@ from tests.support.sessions import session as fresh_session
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e, pytest.mark.redis]
 
-API_CASES = 1000 if FULL else 100  # schemathesis examples per operation (fuzzing phase)
+API_CASES = 1000 if FULL else 50  # schemathesis examples per operation (fuzzing phase)
 CASES = scaled(1000, minimum=100)  # Hypothesis cases of each of the other fuzzers
 FIGURES = {}
 

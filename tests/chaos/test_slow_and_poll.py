@@ -15,7 +15,7 @@ import gevent
 import pytest
 import requests
 
-from tests.chaos.harness import record, remember, scaled, seconds
+from tests.chaos.harness import FULL, record, remember, scaled, seconds
 from tests.support.accounting import percentile, summarize
 from tests.support.clients import RestUser
 from tests.support.load import (
@@ -206,8 +206,11 @@ def test_a_client_that_never_reads_is_cut_and_the_others_keep_up(server, author,
     assert all_cut, cuts
     assert not short and summary["gaps"] == 0, (short[:5], summary)
     assert not healthy_cut, figures
-    assert p99_slow - p99_calm <= 50, figures
     assert growth <= 20 * 1024, figures
+    if FULL:
+        # A latency target: asserted by the full tier on a quiet machine (make chaos), only
+        # recorded here — beside the rest of make test on 2 cores it measures the neighbours.
+        assert p99_slow - p99_calm <= 50, figures
 
 
 @pytest.mark.timeout(600)

@@ -1,9 +1,13 @@
 """Start real gunicorn servers (gevent workers) on free loopback ports, as production does."""
+import atexit
 import os
+import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -24,11 +28,44 @@ def free_port():
 
 
 def migrate(database_url):
-    """Apply the migrations to *database_url* the way the README says."""
+    """Apply the migrations to *database_url* the way the README says.
+
+    A SQLite file is a copy of one migrated so once per session: ``flask db upgrade`` costs a
+    few seconds of CPU (the app and Alembic imported), and dozens of servers need a database.
+    """
+    if database_url.startswith("sqlite:///"):
+        _copy_sqlite(_sqlite_template(), database_url.removeprefix("sqlite:///"))
+    else:
+        _upgrade(database_url)
+
+
+def _upgrade(database_url):
     env = {**os.environ, "DATABASE_URL": database_url, "APP_ENV": "development"}
     env.pop("REDIS_URL", None)
     subprocess.run([str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=env,
                    check=True, capture_output=True, timeout=120)
+
+
+_template = {}
+
+
+def _sqlite_template():
+    """Return the path of this session's migrated SQLite file (made on first use)."""
+    if "sqlite" not in _template:
+        directory = tempfile.mkdtemp(prefix="feed-template-")
+        atexit.register(shutil.rmtree, directory, True)
+        path = Path(directory) / "feed.db"
+        _upgrade(f"sqlite:///{path}")
+        _template["sqlite"] = path
+    return _template["sqlite"]
+
+
+def _copy_sqlite(source, target):
+    # SQLite's backup API: a consistent copy whatever the journal mode left beside the file.
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
 
 
 class Server:
