@@ -146,6 +146,7 @@ def app(database_url, app_config):
     with app.app_context():
         _prepare_database(app)
     yield app
+    app.extensions["outbox"].close()  # its pending batch, before the engine goes
     app.extensions["feed_counts"].close()
     app.extensions["broker"].close()
     with app.app_context():

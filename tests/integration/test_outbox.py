@@ -26,6 +26,8 @@ def app_config():
 
 
 def rows(app):
+    """Return the outbox's rows, once the published ones' batch is deleted."""
+    app.extensions["outbox"].flush()
     with app.app_context():
         count = db.session.scalar(select(func.count()).select_from(OutboxEntry))
         db.session.remove()
@@ -64,7 +66,9 @@ def stopped_after_publish(monkeypatch):
 
 
 def lease_over(app):
-    """Make every row's lease run out now (as ``OUTBOX_LEASE_SECONDS`` later would)."""
+    """Make every row's lease run out now (as ``OUTBOX_LEASE_SECONDS`` later would); the
+    published ones' batch is deleted first, as it would be by then."""
+    app.extensions["outbox"].flush()
     with app.app_context():
         db.session.execute(update(OutboxEntry).values(lease_until=utcnow() - timedelta(seconds=1)))
         db.session.commit()
