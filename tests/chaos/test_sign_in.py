@@ -12,7 +12,7 @@ import gevent
 import pytest
 import requests
 
-from tests.chaos.harness import SECRETS, record, remember, scaled, seconds
+from tests.chaos.harness import FULL, SECRETS, record, remember, scaled, seconds
 from tests.support.accounting import percentile
 from tests.support.clients import RestUser
 from tests.support.load import SSEClient, start_all, stop_all, wait_established
@@ -49,7 +49,9 @@ def test_a_sign_in_storm_does_not_stall_open_streams(server):
                for _ in range(scaled(1000, 100))]
     start_all(clients, spread=2.0)
     assert not wait_established(clients, timeout=60)
-    rate, duration = 20, seconds(60, 6)  # 6 s: 120 hashes, a minute of one core's CPU
+    # The full tier offers a minute of sign-ins; CI's 3 s (60 hashes, half a minute of one
+    # core's CPU) already keeps the hashing pool busy for most of the time measured.
+    rate, duration = 20, 60 if FULL else 3
     answers = {}
 
     def sign_in(person):
@@ -64,11 +66,10 @@ def test_a_sign_in_storm_does_not_stall_open_streams(server):
     for n in range(int(rate * duration)):
         calls.append(gevent.spawn(sign_in, people[n % len(people)]))
         gevent.sleep(1 / rate)
-    storm_until = time.time()
     gevent.joinall(calls, timeout=300)
     answered_by = time.time()
     quiet = ping_gaps(clients, quiet_from, storm_from)
-    storm = ping_gaps(clients, storm_from, storm_until)
+    storm = ping_gaps(clients, storm_from, answered_by)  # while any sign-in was hashing
     stop_all(clients)
     p99 = percentile(storm, 0.99)
     met = p99 <= 2.0 and set(answers) == {200}

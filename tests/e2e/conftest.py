@@ -19,4 +19,6 @@ def deploy(tmp_path, request):
                                 **env)
 
     yield start
-    deployment.stop()
+    # At once: a graceful stop waits up to a second for gevent's loop to notice, and the
+    # tests of graceful stops (test_graceful.py, test_worker_signals.py) signal on their own.
+    deployment.stop(graceful=False)

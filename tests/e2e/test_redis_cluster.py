@@ -12,16 +12,32 @@ import requests
 from tests.conftest import missing_service
 from tests.support.clients import SUBSCRIBERS, RestUser
 from tests.support.redis_cluster import RedisCluster
-from tests.support.servers import Server, migrate
+from tests.support.servers import Server, migrate, stop_all
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
 
-@pytest.fixture
-def cluster(tmp_path, pytestconfig):
+def _start_cluster(directory, pytestconfig):
     if not shutil.which("redis-cli"):
         missing_service(pytestconfig, "redis-cli is not installed")
-    cluster = RedisCluster(tmp_path).start()
+    return RedisCluster(directory).start()
+
+
+@pytest.fixture(scope="module")
+def shared_cluster(tmp_path_factory, pytestconfig):
+    """One cluster for the tests that leave it whole (each server has its own key prefix)."""
+    cluster = _start_cluster(tmp_path_factory.mktemp("cluster"), pytestconfig)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def cluster(request, tmp_path, pytestconfig):
+    """The module's cluster; a test that kills a node asks for its own with the param "own"."""
+    if getattr(request, "param", None) != "own":
+        yield request.getfixturevalue("shared_cluster")
+        return
+    cluster = _start_cluster(tmp_path, pytestconfig)
     yield cluster
     cluster.stop()
 
@@ -35,8 +51,7 @@ def servers(request, cluster, tmp_path, fresh_postgres_url):
            **getattr(request, "param", {})}
     started = [Server(env, workers=2, log_dir=tmp_path).start() for _ in range(2)]
     yield started
-    for server in started:
-        server.stop()
+    stop_all(started)
 
 
 def followers_of(author, server, count):
@@ -142,6 +157,7 @@ def all_posts_of(user):
             return ids[::-1]
 
 
+@pytest.mark.parametrize("cluster", ["own"], indirect=True)
 def test_a_primary_failover_gives_every_client_exact_replay_or_resync(cluster, servers):
     first, second = servers
     author = RestUser(first.url, "author")

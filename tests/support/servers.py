@@ -120,11 +120,20 @@ class Server:
         """Send *signum* to the master."""
         self.process.send_signal(signum)
 
-    def stop(self, timeout=15):
-        """Stop gracefully (SIGTERM), then kill what is left."""
+    def stop(self, timeout=15, graceful=True):
+        """Stop gracefully (SIGTERM), or at once (SIGQUIT); then kill what is left."""
+        self.begin_stop(graceful)
+        self.wait_stopped(timeout)
+
+    def begin_stop(self, graceful=True):
+        """Send the stop signal without waiting (stop several servers side by side)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM if graceful else signal.SIGQUIT)
+
+    def wait_stopped(self, timeout=15):
+        """Wait for the server to exit after :meth:`begin_stop`; kill it past *timeout*."""
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -174,7 +183,14 @@ class Deployment:
             group.append(server.start())
         return group
 
-    def stop(self):
-        """Stop every server started here."""
-        for server in self.servers:
-            server.stop()
+    def stop(self, graceful=True):
+        """Stop every server started here, side by side (see :meth:`Server.stop`)."""
+        stop_all(self.servers, graceful)
+
+
+def stop_all(servers, graceful=True):
+    """Stop *servers* side by side: each waits for gevent's loop to notice, all at once."""
+    for server in servers:
+        server.begin_stop(graceful)
+    for server in servers:
+        server.wait_stopped()
