@@ -63,20 +63,27 @@ def _new_loop():
         return asyncio.new_event_loop(), "asyncio"
 
 
-def _run_target(loop, target, redis, sizes, users=None, one_worker=False,
+def _run_target(loop, target, redis, sizes, users=None, capacity=None,
                 only=scenarios.STEPS):
-    target.prepare()
+    """Run the scenarios on *target*, or the one *capacity* scenario ``(name, prefix)``.
+
+    *users* come from an earlier run on the same database, which that run migrated.
+    """
+    if users is None:
+        target.prepare()
     target.start()
     _log(f"{target.label}: serving on {target.port} with {target.workers} worker(s)")
     run = scenarios.Run(target, redis, sizes, log=_log, profile_dir=PROFILE_DIR)
     if users:
         run.users = users
     try:
-        loop.run_until_complete(scenarios.run_all(run, one_worker=one_worker, only=only))
+        steps = scenarios.capacity(run, *capacity) if capacity else \
+            scenarios.run_all(run, only=only)
+        loop.run_until_complete(steps)
     finally:
-        target.stop()
+        target.halt()
         redis.drop_prefix(target.prefix)
-        if not one_worker and target.name != "ours":
+        if not capacity and target.name != "ours":
             target.cleanup()
     return run
 
@@ -101,11 +108,16 @@ def main(argv=None):
                         help="where the raw JSON goes")
     parser.add_argument("--targets", default="ours,flask_sse,nchan",
                         help="comma-separated: ours, flask_sse, nchan")
-    parser.add_argument("--no-one-worker", action="store_true",
-                        help="skip the 10,000 streams on one worker scenario")
+    parser.add_argument("--no-capacity", action="store_true",
+                        help="skip the capacity scenarios (10,000 streams on one worker, "
+                             "19,000 on two)")
+    parser.add_argument("--capacity-only", action="store_true",
+                        help="run only the capacity scenarios")
     parser.add_argument("--n", type=int, help="subscribers of the one-channel scenarios")
     parser.add_argument("--one-worker-n", type=int, metavar="N",
                         help="streams of the one-worker scenario (default 10,000)")
+    parser.add_argument("--two-workers-n", type=int, metavar="N",
+                        help="streams of the two-worker scenario (default 19,000)")
     parser.add_argument("--only", default=",".join(scenarios.STEPS),
                         help="comma-separated steps: " + ", ".join(scenarios.STEPS)
                         + "; and fanout (not by default: a PostgreSQL database, ~15 min)")
@@ -128,6 +140,8 @@ def main(argv=None):
         sizes.update(n=args.n, ws_n=args.n)
     if args.one_worker_n:
         sizes.update(one_worker_n=args.one_worker_n)
+    if args.two_workers_n:
+        sizes.update(two_workers_n=args.two_workers_n)
     # A timeout's SIGTERM unwinds like an error: servers stop and their Redis keys go.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     fd_limit = _raise_fd_limit()
@@ -137,13 +151,18 @@ def main(argv=None):
     only = args.only.split(",")
     # The fanout step has a server of its own; the other targets run only for their steps.
     wanted = args.targets.split(",") if set(only) & set(scenarios.STEPS) else []
+    capacity = "ours" in wanted and not args.no_capacity
+    if args.capacity_only:
+        wanted, capacity = [], True
     started = time.time()
     results, notes, fanout_results = [], [], None
-    ours = Ours(_redis_url()) if "ours" in wanted else None
+    ours = Ours(_redis_url()) if "ours" in wanted or capacity else None
     try:
-        if ours is not None:
+        users = None
+        if "ours" in wanted:
             ours_run = _run_target(loop, ours, redis, sizes, only=only)
             results += ours_run.results
+            users = ours_run.users
         if "flask_sse" in wanted:
             results += _run_target(loop, FlaskSSE(_redis_url()), redis, sizes,
                                    only=only).results
@@ -152,11 +171,11 @@ def main(argv=None):
                          "maxclients (10,000 by default).")
         if "nchan" in wanted:
             results += _run_target(loop, Nchan(_redis_url()), redis, sizes, only=only).results
-        if ours is not None and not args.no_one_worker:
-            one = _run_target(loop, Ours(_redis_url(), workers=1, workdir=ours.workdir),
-                              redis, sizes, users=ours_run.users,
-                              one_worker=True)
-            results += one.results
+        for scenario, workers, prefix in scenarios.CAPACITY if capacity else ():
+            box = Ours(_redis_url(), workers=workers, workdir=ours.workdir)
+            run = _run_target(loop, box, redis, sizes, users=users, capacity=(scenario, prefix))
+            results += run.results
+            users = run.users
         if "fanout" in only:
             fan = _fanout_options(args)
             sizes["fanout"] = fan

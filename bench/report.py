@@ -87,6 +87,14 @@ def check_targets(results):
         bad = r["errors"] + r["lost"] + r["gaps"]
         check(f"{r['streams']:,} streams on one worker without errors", bad, bad == 0,
               "errors+losses")
+    r = _get(results, "sse_1ch_2workers_2eps")
+    if r:
+        bad = r["errors"] + r["lost"] + r["gaps"]
+        check(f"{r['streams']:,} streams on two workers without errors", bad, bad == 0,
+              "errors+losses")
+        p99 = r["latency_ms"]["p99"]
+        check(f"{r['streams']:,} streams on two workers at 2 events/s: p99 ≤ 250 ms", p99,
+              p99 is not None and p99 <= 250, "ms")
     ws = _get(results, "ws_1ch_max")
     if ws and mx and ws["server_cpu_us_per_delivery"] and mx["server_cpu_us_per_delivery"]:
         ratio = _ratio(ws["server_cpu_us_per_delivery"], mx["server_cpu_us_per_delivery"])

@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 ROOT = Path(__file__).resolve().parents[2]
 
 OURS = {"sse_1ch_max", "sse_1ch_2eps", "sse_10ch_20eps", "sse_feed_fanout", "ws_1ch_max",
-        "ws_1ch_2eps", "poll_1ch_2eps", "sse_1ch_1worker_2eps"}
+        "ws_1ch_2eps", "poll_1ch_2eps", "sse_1ch_1worker_2eps", "sse_1ch_2workers_2eps"}
 PEER = {"sse_1ch_max", "sse_1ch_2eps", "sse_10ch_20eps", "sse_feed_fanout"}
 NCHAN = {"sse_1ch_max", "sse_1ch_2eps", "sse_10ch_20eps", "ws_1ch_max", "ws_1ch_2eps",
          "poll_1ch_2eps"}
