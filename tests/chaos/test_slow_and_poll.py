@@ -133,7 +133,7 @@ def test_a_client_that_never_reads_is_cut_and_the_others_keep_up(server, author,
     path = f"post/{post['id']}"
     base = ("127.0.0.1", server.port)
     total = scaled(200, minimum=40)
-    cycles = scaled(3, minimum=2)
+    cycles = scaled(3)  # one slow pair in the CI tier: its latency is only recorded there
     calm = seconds(10, minimum=4)
     # Registered now: a password hash costs a worker tens of milliseconds of CPU, which would
     # land inside a measured window.

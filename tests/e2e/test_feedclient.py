@@ -50,25 +50,32 @@ def test_the_iterator_yields_feed_and_post_events(deploy, transport, use_ticket)
             assert (event["type"], event["comment"]["id"]) == ("new_comment", comment["id"])
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
-def test_a_server_restart_is_resumed_without_gap_or_duplicate(deploy, transport):
+def test_a_server_restart_is_resumed_without_gap_or_duplicate_on_every_transport(deploy):
+    # The three transports through one restart, one user each.
     first, second = deploy(servers=2, redis=True)
-    alice = user(first.url)
-    subscription = alice.follow_feed(transport, **FAST)
-    feed = watch(subscription, "feed")
-    before = alice.create_post("before")["id"]
-    feed.expect(lambda e: e["type"] == "new_post", "new_post", 10)
+    users = {transport: user(first.url, transport) for transport in TRANSPORTS}
+    subscriptions = {t: users[t].follow_feed(t, **FAST) for t in TRANSPORTS}
+    feeds = {t: watch(subscriptions[t], f"{t} feed") for t in TRANSPORTS}
+    before = {t: users[t].create_post("before")["id"] for t in TRANSPORTS}
+    for t in TRANSPORTS:
+        feeds[t].expect(lambda e: e["type"] == "new_post", f"new_post ({t})", 10)
     first.stop()
-    # While its server is down, the same user writes through the other one.
-    elsewhere = FeedClient(second.url, alice.access_token, alice.refresh_token)
-    missed = [elsewhere.create_post(f"missed {i}")["id"] for i in range(3)]
+    # While their server is down, the same users write through the other one.
+    missed = {}
+    for t, alice in users.items():
+        elsewhere = FeedClient(second.url, alice.access_token, alice.refresh_token)
+        missed[t] = [elsewhere.create_post(f"missed {i}")["id"] for i in range(3)]
     first.start()
-    feed.expect(lambda e: post_ids(feed)[-1:] == missed[-1:], "the missed posts", 30)
-    after = alice.create_post("after")["id"]
-    feed.expect(lambda e: e["type"] == "new_post" and e["post"]["id"] == after, "new_post", 10)
-    assert post_ids(feed) == [before, *missed, after]
-    assert subscription.reconnects >= 1
-    feed.close()
+    for t in TRANSPORTS:
+        feeds[t].expect(lambda e, f=feeds[t], last=missed[t][-1:]: post_ids(f)[-1:] == last,
+                        f"the missed posts ({t})", 30)
+    after = {t: users[t].create_post("after")["id"] for t in TRANSPORTS}
+    for t in TRANSPORTS:
+        feeds[t].expect(lambda e, a=after[t]: e["type"] == "new_post" and e["post"]["id"] == a,
+                        f"new_post ({t})", 10)
+        assert post_ids(feeds[t]) == [before[t], *missed[t], after[t]], t
+        assert subscriptions[t].reconnects >= 1, t
+        feeds[t].close()
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -91,16 +98,21 @@ def test_resync_required_is_yielded_then_events_go_on(deploy, transport):
         assert event["post"]["id"] == live
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
-def test_token_expired_refreshes_and_the_stream_goes_on(deploy, transport):
+def test_token_expired_refreshes_and_the_stream_goes_on_on_every_transport(deploy):
+    # The three transports side by side, one user each: the tokens expire together.
     [server] = deploy(redis=False, ACCESS_TOKEN_SECONDS=5)
-    alice = user(server.url)
-    subscription = alice.follow_feed(transport, **FAST)
-    feed = watch(subscription, "feed")
-    posted = [alice.create_post("before")["id"]]
+    users = {transport: user(server.url, transport) for transport in TRANSPORTS}
+    subscriptions = {t: users[t].follow_feed(t, **FAST) for t in TRANSPORTS}
+    feeds = {t: watch(subscriptions[t], f"{t} feed") for t in TRANSPORTS}
+    posted = {t: [users[t].create_post("before")["id"]] for t in TRANSPORTS}
     # Twice: refresh tokens rotate, so the second refresh needs the token the first one got.
-    feed.expect(lambda e: subscription.refreshes >= 2, "two refreshes", 30)
-    posted.append(alice.create_post("after")["id"])
-    feed.expect(lambda e: post_ids(feed) == posted, "both posts", 10)
-    assert feed.error is None
-    feed.close()
+    for t in TRANSPORTS:
+        feeds[t].expect(lambda e, s=subscriptions[t]: s.refreshes >= 2, f"two refreshes ({t})",
+                        30)
+    for t in TRANSPORTS:
+        posted[t].append(users[t].create_post("after")["id"])
+    for t in TRANSPORTS:
+        feeds[t].expect(lambda e, f=feeds[t], want=posted[t]: post_ids(f) == want,
+                        f"both posts ({t})", 10)
+        assert feeds[t].error is None, t
+        feeds[t].close()
