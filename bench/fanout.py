@@ -392,7 +392,7 @@ async def _one_size(size, options, database_url, workdir, people, log):
     finally:
         for stream in streams:
             stream.close()
-        target.stop()
+        target.halt()
         redis_server.stop()
 
 
