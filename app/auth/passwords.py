@@ -10,13 +10,29 @@ server) the calling thread hashes, behind a semaphore of the same size.
 import os
 import threading
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError
 from gevent import monkey
 
+# Verified against when the username is unknown, so a login takes as long either way. This one
+# has the default cost (a hash of "not a real password"): computing it would cost every worker
+# a tenth of a second of CPU as it boots. Another cost gets its own (_dummy_for).
+_DEFAULT_DUMMY = ("$argon2id$v=19$m=65536,t=3,p=4$s/K77ybBjYu9mQGNM3rUaQ$"
+                  "tR/q+tc7sGsjDIsALDX45XXV8cAVD31IfEf6VpIOdjo")
+
+
+def _dummy_for(hasher):
+    """Return a hash that costs *hasher* as much to verify as a real one."""
+    params = extract_parameters(_DEFAULT_DUMMY)
+    if (params.time_cost, params.memory_cost, params.parallelism, params.hash_len,
+            params.salt_len) == (hasher.time_cost, hasher.memory_cost, hasher.parallelism,
+                                 hasher.hash_len, hasher.salt_len):
+        return _DEFAULT_DUMMY
+    return hasher.hash("not a real password")
+
+
 _hasher = PasswordHasher()
-# Verified against when the username is unknown, so a login takes as long either way.
-_dummy_hash = _hasher.hash("not a real password")
+_dummy_hash = _dummy_for(_hasher)
 _concurrency = 2
 _slots = threading.BoundedSemaphore(_concurrency)
 _pool = None
@@ -32,7 +48,7 @@ def configure(time_cost, memory_kib, concurrency):
     global _hasher, _dummy_hash, _concurrency, _slots, _pool
     if (_hasher.time_cost, _hasher.memory_cost) != (time_cost, memory_kib):
         _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
-        _dummy_hash = _hasher.hash("not a real password")
+        _dummy_hash = _dummy_for(_hasher)
     if concurrency != _concurrency:
         _concurrency = concurrency
         _slots = threading.BoundedSemaphore(concurrency)

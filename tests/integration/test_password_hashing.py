@@ -3,7 +3,7 @@ import subprocess
 import sys
 
 import gevent
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, extract_parameters
 from gevent import monkey
 
 from app.auth import passwords
@@ -76,3 +76,17 @@ def test_hashing_works_without_gevent():
               "assert p.verify_password(h, 'password123') == (True, None)\n"
               "assert p.verify_password(h, 'wrong') == (False, None)\n")
     subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True, timeout=60)
+
+
+def test_the_decoy_hash_costs_what_a_real_one_of_the_same_hasher_costs():
+    """An unknown username is checked against a hash of the configured cost: the stored one
+    at the default cost (no hash at boot), a fresh one for any other."""
+    default = PasswordHasher()
+    decoy = passwords._dummy_for(default)
+    assert decoy == passwords._DEFAULT_DUMMY
+    assert extract_parameters(decoy) == extract_parameters(default.hash("x"))
+    assert default.verify(decoy, "not a real password")
+    cheap = PasswordHasher(time_cost=1, memory_cost=32)
+    decoy = passwords._dummy_for(cheap)
+    assert extract_parameters(decoy) == extract_parameters(cheap.hash("x"))
+    assert cheap.verify(decoy, "not a real password")
