@@ -224,14 +224,19 @@ async def _settle(phase, started, streams, want, options, redis, target, idle_ra
 
 
 def _latencies(streams, post_sent, post_tag, reaction_post, reaction_sent):
-    """Return per phase the delivery latencies (ms, from the request's send) and losses."""
+    """Return per phase the delivery latencies (ms, from the request's send) and losses, and
+    how many streams were told to resync (what they missed counts as lost here, though a
+    client refetches it)."""
     out = {"posts": [], "reactions": []}
     lost = {"posts": 0, "reactions": 0}
+    resynced = 0
     for stream in streams:
         raw, ends = stream.raw()
         got_posts, got_reactions = set(), set()
         for at, event in analyze.sse_objects(raw, ends):
-            if event.get("type") == "new_post":
+            if event.get("type") == "resync_required":
+                resynced += 1
+            elif event.get("type") == "new_post":
                 mark = analyze.marker(event)
                 if mark and mark[0] == post_tag and post_sent[mark[1]] is not None:
                     got_posts.add(mark[1])
@@ -251,6 +256,7 @@ def _latencies(streams, post_sent, post_tag, reaction_post, reaction_sent):
         result[name] = {"p50_ms": round(analyze.percentile(values, 50), 1) if values else None,
                         "p99_ms": round(analyze.percentile(values, 99), 1) if values else None,
                         "deliveries": len(values), "lost": lost[name]}
+    result["streams_resynced"] = resynced
     return result
 
 

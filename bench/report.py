@@ -216,7 +216,9 @@ def fanout_table(sizes):
                      _fmt(q["redis_cpu_ms_per_event"], 1), _fmt(q["redis_memory_kb_per_event"]),
                      _ms(d["posts"]["p50_ms"]), _ms(d["posts"]["p99_ms"]),
                      _ms(d["reactions"]["p50_ms"]), _ms(d["reactions"]["p99_ms"]),
-                     f"{d['posts']['lost']}/{d['reactions']['lost']}"])
+                     f"{d['posts']['lost']}/{d['reactions']['lost']}"
+                     + (f" ({d['streams_resynced']} resynced)" if d.get("streams_resynced")
+                        else "")])
     headers = ["followers", "large author", "online", "active", "posts", "POST p50 ms", "POST p99 ms",
                "Redis CPU ms/post", "Redis KB/post", "reactions", "reaction p50 ms",
                "reaction p99 ms", "Redis CPU ms/reaction", "Redis KB/reaction",
