@@ -33,6 +33,11 @@ class Replay:
     version: int = 0
 
 
+def _reaches(head, position):
+    """Return whether a channel whose head is *head* holds *position* (or moved past it)."""
+    return head.epoch != position.epoch or head.seq >= position.seq
+
+
 class Broker(ABC):
     """Publishes events to channels, keeps their history, and feeds local subscribers.
 
@@ -91,15 +96,21 @@ class Broker(ABC):
         """Start *channel* over: a new epoch, so its streams and resuming clients resync, and
         its marks unknown. Done when the broker is back, if it is away now."""
 
-    def read_shared(self, channel, after=None):
+    def read_shared(self, channel, after=None, covering=None):
         """Like :meth:`read`, but concurrent identical reads share one round trip.
 
         After a pub/sub gap every local stream of a channel asks for the same range at once.
+        A read in flight is joined only when it can hold what the caller needs: it began after
+        the channel's last live message reached this process (a stream subscribed since then
+        was not handed that message), and its head reaches *covering*, a position the caller
+        knows the channel has, when given (a checkpoint's head read on another connection).
         """
         key = (channel, after)
         pending = self._reads.get(key)
         if pending is not None:
-            return pending.get()
+            replay = pending.get()
+            if covering is None or _reaches(replay.head, covering):
+                return replay
         pending = self._reads[key] = AsyncResult()
         try:
             result = self.read(channel, after)
@@ -110,7 +121,15 @@ class Broker(ABC):
             pending.set(result)
             return result
         finally:
-            del self._reads[key]
+            if self._reads.get(key) is pending:
+                del self._reads[key]
+
+    def _arrived(self, channel):
+        """A live message or checkpoint of *channel* reached this process: reads of it in
+        flight began too early for a stream that asks from now on (:meth:`read_shared`)."""
+        if self._reads:
+            for key in [key for key in self._reads if key[0] == channel]:
+                del self._reads[key]
 
     # -- local subscriptions ------------------------------------------------------------------
 

@@ -238,6 +238,7 @@ class RedisBroker(Broker):
         channel = self._names.get(name)
         if channel is None:
             return
+        self._arrived(channel)
         if raw.startswith(_CHECKPOINT_PREFIX):
             self.hub.checkpoint(channel, unpack(raw).position)
         else:

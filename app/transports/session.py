@@ -314,11 +314,13 @@ class StreamSession:
         out, catch_ups = self._visible(out)
         if catch_ups:
             out.extend(self._fill_large(catch_ups))
-        if large:
-            out.extend(self._receive_large(large))
+        # The checkpoint before the live events: those the router handed on after it are
+        # past its head, and would carry the stream's place over what it asks to read.
         head = inbox.take_large_checkpoint()
         if head is not None:
             out.extend(self._check_large(head))
+        if large:
+            out.extend(self._receive_large(large))
         self._catch_up_large()
         return out
 
@@ -331,7 +333,7 @@ class StreamSession:
             self.position = message.position
             return [message]
         # A gap or a new epoch: fill it from history.
-        replay = self.broker.read_shared(self.channel, position)
+        replay = self.broker.read_shared(self.channel, position, covering=message.position)
         if replay.messages is not None:
             return self._accept(replay.messages)
         self.position = message.position
@@ -343,7 +345,7 @@ class StreamSession:
         position = self.position
         if head.epoch == position.epoch and head.seq <= position.seq:
             return []  # nothing missed
-        replay = self.broker.read_shared(self.channel, position)
+        replay = self.broker.read_shared(self.channel, position, covering=head)
         if replay.messages is not None:
             return self._accept(replay.messages)
         self.position = head
@@ -447,11 +449,11 @@ class StreamSession:
         large = self.large
         if large is None or head.epoch == large.epoch and head.seq <= large.seq:
             return []
-        # Every stream of the process asks at once after a gap: one read for all. Each was
-        # registered long before, so a read begun by another covers what it needs.
-        return self._fill_large(shared=True)
+        # Every stream of the process asks at once after a gap: one read for all that
+        # reaches *head*.
+        return self._fill_large(shared=head)
 
-    def _fill_large(self, catch_ups=(), shared=False):
+    def _fill_large(self, catch_ups=(), shared=None):
         """Read the large-author channel after the stream's place; return its authors' events.
 
         *catch_ups*, ``[(author, since)]``, are authors just followed: their events after
@@ -459,6 +461,9 @@ class StreamSession:
         behind it (the author posted between the follow and this stream learning of it) gets
         ``resync_required``: the stream's one place in the channel cannot say which of such
         events a client got. History no longer holding what is asked gives it too.
+
+        *shared*, a head of the channel, shares the read with the process's other streams
+        that ask at once, from one that reaches that head.
         """
         large = self.large
         sinces = dict(catch_ups)
@@ -467,8 +472,10 @@ class StreamSession:
             self.large = self.broker.read(LARGE).head
             return [control(schema.RESYNC_REQUIRED)]
         start = min([large, *sinces.values()], key=lambda position: position.seq)
-        read = self.broker.read_shared if shared else self.broker.read
-        replay = read(LARGE, start)
+        if shared is None:
+            replay = self.broker.read(LARGE, start)
+        else:
+            replay = self.broker.read_shared(LARGE, start, covering=shared)
         if replay.messages is None:
             self.large = replay.head
             return [control(schema.RESYNC_REQUIRED)]

@@ -269,3 +269,16 @@ def test_a_lookup_begun_before_a_restart_is_not_stored(broker):
     broker.restart("feed:erin")  # e.g. a follow entry that could not be published
     broker.remember("feed:erin", version, ["alice"])
     assert broker.read("feed:erin").marks is None
+
+
+def test_events_that_follow_a_checkpoint_before_the_stream_reads_it_skip_nothing(broker):
+    # The process's first event of the channel is a checkpoint (the router cannot place it);
+    # the next one is handed to the stream as live. When both arrive before the stream's
+    # greenlet runs, the live one must not carry the stream's place past the first.
+    session, _ = open_feed(broker, authors=("alice",))
+    post_by(broker, "alice", 1)
+    second = post_by(broker, "alice", 2)
+    router = broker.large
+    wait_until(lambda: router.position is not None and router.position.event_id == second)
+    assert numbers(receive(session, 2)) == [1, 2]
+    session.close()

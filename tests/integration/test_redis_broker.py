@@ -3,6 +3,7 @@ import time
 from types import SimpleNamespace
 
 import gevent
+from gevent.event import Event as GeventEvent
 import pytest
 
 from app.auth.signout import StreamsBySession
@@ -253,3 +254,62 @@ def test_a_reset_channel_forgets_its_marks_and_remember_refuses_after_a_mark(bro
     broker.publish(["feed:m"], Event("_follows", {"author": "dan"}), "-dan")
     broker.remember("feed:m", version, ["dan"])  # …but not after a mark it may lack
     assert broker.read("feed:m").marks is None
+
+
+def _held_read(broker):
+    """Make the broker's next read answer late: it reads, then waits for the returned event
+    to be set (a slow round trip). Returns ``(read_done, release)``."""
+    real, done, release = broker.read, GeventEvent(), GeventEvent()
+
+    def held(channel, after=None):
+        broker.read = real
+        result = real(channel, after)
+        done.set()
+        release.wait()
+        return result
+
+    broker.read = held
+    return done, release
+
+
+def test_a_read_in_flight_is_shared_only_with_a_caller_it_can_serve(broker):
+    channel = "feed:shared"
+    start = broker.read(channel).head  # warm: publishes reach it
+    # Shared: nothing happened since the read in flight began.
+    done, release = _held_read(broker)
+    first = gevent.spawn(broker.read_shared, channel, start)
+    done.wait(5)
+    joined = gevent.spawn(broker.read_shared, channel, start)
+    gevent.sleep(0.05)
+    release.set()
+    assert joined.get(5) is first.get(5)
+
+    # Not shared with a caller that needs a head the read in flight began before: here a
+    # checkpoint's head, read on another connection after an event was published.
+    done, release = _held_read(broker)
+    first = gevent.spawn(broker.read_shared, channel, start)
+    done.wait(5)
+    [event_id] = publish(broker, 1, channel)
+    head = broker.read(channel).head
+    late = gevent.spawn(broker.read_shared, channel, start, covering=head)
+    gevent.sleep(0.05)
+    release.set()
+    assert first.get(5).messages == []
+    assert [m.event_id for m in late.get(5).messages] == [event_id]
+
+    # Nor with a caller that subscribed after a live message of the channel arrived: the
+    # process handed that message to the streams it had, not to this one.
+    inbox = Inbox(channel)
+    broker.subscribe(inbox)
+    start = broker.read(channel).head
+    done, release = _held_read(broker)
+    first = gevent.spawn(broker.read_shared, channel, start)
+    done.wait(5)
+    [event_id] = publish(broker, 1, channel)
+    wait_until(lambda: len(inbox) == 1)
+    late = gevent.spawn(broker.read_shared, channel, start)
+    gevent.sleep(0.05)
+    release.set()
+    assert first.get(5).messages == []
+    assert [m.event_id for m in late.get(5).messages] == [event_id]
+    broker.unsubscribe(inbox)
