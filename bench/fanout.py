@@ -229,6 +229,10 @@ def _latencies(streams, post_sent, post_tag, reaction_post, reaction_sent):
     client refetches it)."""
     out = {"posts": [], "reactions": []}
     lost = {"posts": 0, "reactions": 0}
+    # Where losses fall tells a lost publish (every stream misses one post) from a stream
+    # that fell behind (one stream misses several).
+    missed_posts = [0] * len(post_sent)
+    streams_losing = 0
     resynced = 0
     for stream in streams:
         raw, ends = stream.raw()
@@ -246,10 +250,14 @@ def _latencies(streams, post_sent, post_tag, reaction_post, reaction_sent):
                 if 0 < total <= len(reaction_sent) and reaction_sent[total - 1] is not None:
                     got_reactions.add(total)
                     out["reactions"].append((at - reaction_sent[total - 1]) * 1000)
-        lost["posts"] += sum(1 for i, s in enumerate(post_sent) if s is not None
-                             and i not in got_posts)
-        lost["reactions"] += sum(1 for i, s in enumerate(reaction_sent) if s is not None
-                                 and i + 1 not in got_reactions)
+        missed = [i for i, s in enumerate(post_sent) if s is not None and i not in got_posts]
+        for i in missed:
+            missed_posts[i] += 1
+        lost["posts"] += len(missed)
+        lost_reactions = sum(1 for i, s in enumerate(reaction_sent) if s is not None
+                             and i + 1 not in got_reactions)
+        lost["reactions"] += lost_reactions
+        streams_losing += bool(missed or lost_reactions)
     result = {}
     for name, values in out.items():
         values.sort()
@@ -257,6 +265,8 @@ def _latencies(streams, post_sent, post_tag, reaction_post, reaction_sent):
                         "p99_ms": round(analyze.percentile(values, 99), 1) if values else None,
                         "deliveries": len(values), "lost": lost[name]}
     result["streams_resynced"] = resynced
+    result["streams_losing"] = streams_losing
+    result["posts"]["missed_by_post"] = missed_posts
     return result
 
 
@@ -381,10 +391,12 @@ async def _one_size(size, options, database_url, workdir, people, log):
             await _settle(reactions, mark, streams,
                           lambda s: post_count + sum(x is not None for x in reactions.sent_at),
                           options, check, target, idle_rate)
+        ended_early = sum(s.closed_at is not None for s in streams)
         for stream in streams:
             stream.close()
         post_sent = sent + [None] * (options["posts"] - len(sent))
         delivery = _latencies(streams, post_sent, tag, reaction_post, reactions.sent_at)
+        delivery["streams_ended_early"] = ended_early
         result = {"followers": size, "large_author": size >= options["threshold"],
                   "online": len(streams) - len(failed),
                   "recently_active": len(active), "posts": posts.summary(),

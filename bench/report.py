@@ -203,6 +203,16 @@ def _ms(value, timed_out=0):
     return f"{text} (+{timed_out} timed out)" if timed_out else text
 
 
+def _losses(delivery):
+    """Return "lost posts/reactions", with the streams concerned when any was lost."""
+    d = delivery
+    text = f"{d['posts']['lost']}/{d['reactions']['lost']}"
+    notes = [f"{d[key]} {what}" for key, what in (
+        ("streams_losing", "streams"), ("streams_resynced", "resynced"),
+        ("streams_ended_early", "ended early")) if d.get(key)]
+    return text + (f" ({', '.join(notes)})" if notes else "")
+
+
 def fanout_table(sizes):
     """Return the fan-out step's table: per follower count, cost per post and per reaction."""
     rows = []
@@ -216,9 +226,7 @@ def fanout_table(sizes):
                      _fmt(q["redis_cpu_ms_per_event"], 1), _fmt(q["redis_memory_kb_per_event"]),
                      _ms(d["posts"]["p50_ms"]), _ms(d["posts"]["p99_ms"]),
                      _ms(d["reactions"]["p50_ms"]), _ms(d["reactions"]["p99_ms"]),
-                     f"{d['posts']['lost']}/{d['reactions']['lost']}"
-                     + (f" ({d['streams_resynced']} resynced)" if d.get("streams_resynced")
-                        else "")])
+                     _losses(d)])
     headers = ["followers", "large author", "online", "active", "posts", "POST p50 ms", "POST p99 ms",
                "Redis CPU ms/post", "Redis KB/post", "reactions", "reaction p50 ms",
                "reaction p99 ms", "Redis CPU ms/reaction", "Redis KB/reaction",
