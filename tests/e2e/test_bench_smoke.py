@@ -49,6 +49,11 @@ def test_bench_smoke_runs_every_scenario_against_every_server(redis_url, pytestc
         if result["target"] == "ours":
             assert (result["lost"], result["gaps"], result["errors"]) == (0, 0, 0), where
             assert result["deliveries"] == result["expected"], where
+    # The reruns' ranges (the README's table) read what the run wrote.
+    ranges = subprocess.run([sys.executable, "-m", "bench.ranges", str(path), str(path)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert ranges.returncode == 0, ranges.stderr[-4000:]
+    assert "Ours compared with nchan" in ranges.stdout and "sse_1ch_2eps" in ranges.stdout
 
 
 @pytest.mark.postgres
@@ -79,4 +84,6 @@ def test_bench_fanout_smoke_measures_every_size(redis_url, pytestconfig, tmp_pat
             assert size[phase]["redis_memory_kb_per_event"] is not None, where
             delivered = size["delivery"][phase]
             assert delivered["lost"] == 0 and size["delivery"]["streams_resynced"] == 0, where
+            assert size["delivery"]["streams_losing"] == 0, where
+            assert size["delivery"]["streams_ended_early"] == 0, where
             assert delivered["deliveries"] == size["online"] * options[phase], where
