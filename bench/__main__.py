@@ -124,7 +124,7 @@ def main(argv=None):
     parser.add_argument("--fanout-sizes", metavar="N,N,…",
                         help="follower counts of the fanout step (default 1000,100000,1000000)")
     parser.add_argument("--fanout-posts", type=int, metavar="N",
-                        help="posts (and reactions) at most per size (default 10)")
+                        help="posts (and reactions) at most per size (default 40)")
     parser.add_argument("--fanout-budget", type=float, metavar="SECONDS",
                         help="time budget of each phase per size (default 150)")
     parser.add_argument("--fanout-timeout", type=float, metavar="SECONDS",

@@ -32,8 +32,8 @@ from bench import analyze
 from bench.client import Http, Tally, open_streams, sse_request
 from bench.targets import Ours, PrivateRedis, Redis, cpu_seconds
 
-FULL = {"sizes": [1000, 100000, 1000000], "online": 1000, "active": 0.1, "posts": 10,
-        "reactions": 10, "budget": 150.0, "timeout": 120.0, "drain": 60.0, "maxmemory": "8gb",
+FULL = {"sizes": [1000, 100000, 1000000], "online": 1000, "active": 0.1, "posts": 40,
+        "reactions": 40, "budget": 150.0, "timeout": 120.0, "drain": 60.0, "maxmemory": "8gb",
         "idle": 2.0, "threshold": 5000}
 SMOKE = {"sizes": [40, 400], "online": 20, "active": 0.25, "posts": 3, "reactions": 3,
          "budget": 20.0, "timeout": 20.0, "drain": 10.0, "maxmemory": "256mb", "idle": 0.5,
