@@ -24,8 +24,9 @@ run: $(VENV)/.runtime
 	$(RUN_ENV) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 ## test: install what tests need, start Redis and PostgreSQL if they are down, run every test
+## (and list the 25 slowest, so that a run's log says where its time went)
 test: $(VENV)/.dev services
-	$(BIN)/pytest --require-services $(PYTEST_ARGS)
+	$(BIN)/pytest --require-services --durations=25 $(PYTEST_ARGS)
 
 ## unit: the fast tests that need no service (tests/unit, and the in-process half of the
 ## broker suite that Redis also passes)
