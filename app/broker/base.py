@@ -34,8 +34,9 @@ class Replay:
 
 
 def _reaches(head, position):
-    """Return whether a channel whose head is *head* holds *position* (or moved past it)."""
-    return head.epoch != position.epoch or head.seq >= position.seq
+    """Return whether a channel whose head is *head* holds *position*: epochs are random, so
+    a head of another epoch says nothing of which came first."""
+    return head.epoch == position.epoch and head.seq >= position.seq
 
 
 class Broker(ABC):
@@ -57,7 +58,7 @@ class Broker(ABC):
         self.hub = Hub()
         #: Routes the large-author channel's events to this process's feed streams.
         self.large = AuthorRouter(self)
-        self._reads = {}
+        self._reads = {}  # channel -> {after: AsyncResult}: the shared reads in flight
         self.stats = {"published": 0, "publish_failed": 0, "reconnects": 0}
 
     # -- publishing and history -------------------------------------------------------------
@@ -101,17 +102,22 @@ class Broker(ABC):
 
         After a pub/sub gap every local stream of a channel asks for the same range at once.
         A read in flight is joined only when it can hold what the caller needs: it began after
-        the channel's last live message reached this process (a stream subscribed since then
-        was not handed that message), and its head reaches *covering*, a position the caller
-        knows the channel has, when given (a checkpoint's head read on another connection).
+        the channel's last live message or checkpoint reached this process (a stream subscribed
+        since then was not handed that message), and its head reaches *covering*, a position
+        the caller knows the channel has, when given (a checkpoint's head read on another
+        connection). Callers a read could not serve share the next one.
         """
-        key = (channel, after)
-        pending = self._reads.get(key)
-        if pending is not None:
+        while True:
+            pending = self._pending(channel, after)
+            if pending is None:
+                break
             replay = pending.get()
             if covering is None or _reaches(replay.head, covering):
                 return replay
-        pending = self._reads[key] = AsyncResult()
+            if self._pending(channel, after) is pending:
+                break  # still the newest: this caller starts the next one
+        reads = self._reads.setdefault(channel, {})
+        pending = reads[after] = AsyncResult()
         try:
             result = self.read(channel, after)
         except BaseException as exc:
@@ -121,15 +127,21 @@ class Broker(ABC):
             pending.set(result)
             return result
         finally:
-            if self._reads.get(key) is pending:
-                del self._reads[key]
+            reads = self._reads.get(channel)
+            if reads is not None and reads.get(after) is pending:
+                del reads[after]
+                if not reads:
+                    del self._reads[channel]
+
+    def _pending(self, channel, after):
+        reads = self._reads.get(channel)
+        return None if reads is None else reads.get(after)
 
     def _arrived(self, channel):
         """A live message or checkpoint of *channel* reached this process: reads of it in
         flight began too early for a stream that asks from now on (:meth:`read_shared`)."""
         if self._reads:
-            for key in [key for key in self._reads if key[0] == channel]:
-                del self._reads[key]
+            self._reads.pop(channel, None)
 
     # -- local subscriptions ------------------------------------------------------------------
 

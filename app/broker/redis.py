@@ -262,6 +262,7 @@ class RedisBroker(Broker):
             for channel in batch:
                 self._read(channel, None, pipe)
             for channel, reply in zip(batch, self.scripts.execute(pipe)):
+                self._arrived(channel)
                 self.hub.checkpoint(channel, Position(reply[0].decode(), int(reply[1])))
 
     def keep_warm(self):

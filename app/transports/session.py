@@ -499,7 +499,8 @@ class StreamSession:
 
         The router hands a registered stream every event of its authors, in order, and its
         position is the last event it handled; with none of them queued here (and every read
-        since this stream registered unshared), the events in between were other authors'.
+        since this stream registered its own, or a shared one that reached the head it was asked
+        about), the events in between were other authors'.
         A cursor kept near the head stays inside the channel's history window however quiet
         the stream's authors.
         """

@@ -280,5 +280,7 @@ def test_events_that_follow_a_checkpoint_before_the_stream_reads_it_skip_nothing
     second = post_by(broker, "alice", 2)
     router = broker.large
     wait_until(lambda: router.position is not None and router.position.event_id == second)
+    # The case itself: the first event came as a checkpoint, the second queued as live.
+    assert session.inbox.large_checkpoint is not None and len(session.inbox) == 1
     assert numbers(receive(session, 2)) == [1, 2]
     session.close()

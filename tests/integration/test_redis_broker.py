@@ -272,44 +272,71 @@ def _held_read(broker):
     return done, release
 
 
-def test_a_read_in_flight_is_shared_only_with_a_caller_it_can_serve(broker):
+def _in_flight(broker, channel, start):
+    """Start a shared read of *channel* that has read Redis and not yet answered; return it
+    with the event that lets it answer."""
+    done, release = _held_read(broker)
+    first = gevent.spawn(broker.read_shared, channel, start)
+    assert done.wait(5), "the held read never ran"
+    return first, release
+
+
+def test_a_read_in_flight_is_shared_only_with_callers_it_can_serve(broker):
     channel = "feed:shared"
     start = broker.read(channel).head  # warm: publishes reach it
-    # Shared: nothing happened since the read in flight began.
-    done, release = _held_read(broker)
-    first = gevent.spawn(broker.read_shared, channel, start)
-    done.wait(5)
-    joined = gevent.spawn(broker.read_shared, channel, start)
-    gevent.sleep(0.05)
-    release.set()
-    assert joined.get(5) is first.get(5)
+    waiting = []
+    try:
+        # Shared: nothing happened since the read in flight began.
+        first, release = _in_flight(broker, channel, start)
+        waiting.append(release)
+        joined = gevent.spawn(broker.read_shared, channel, start)
+        gevent.sleep(0.05)
+        release.set()
+        assert joined.get(5) is first.get(5)
 
-    # Not shared with a caller that needs a head the read in flight began before: here a
-    # checkpoint's head, read on another connection after an event was published.
-    done, release = _held_read(broker)
-    first = gevent.spawn(broker.read_shared, channel, start)
-    done.wait(5)
-    [event_id] = publish(broker, 1, channel)
-    head = broker.read(channel).head
-    late = gevent.spawn(broker.read_shared, channel, start, covering=head)
-    gevent.sleep(0.05)
-    release.set()
-    assert first.get(5).messages == []
-    assert [m.event_id for m in late.get(5).messages] == [event_id]
+        # Not shared with callers that need a head the read began before (here a checkpoint's
+        # head, read on another connection after an event was published); those two share
+        # the next read.
+        first, release = _in_flight(broker, channel, start)
+        waiting.append(release)
+        [event_id] = publish(broker, 1, channel)
+        head = broker.read(channel).head
+        late = [gevent.spawn(broker.read_shared, channel, start, covering=head)
+                for _ in range(2)]
+        gevent.sleep(0.05)
+        release.set()
+        assert first.get(5).messages == []
+        assert [m.event_id for m in late[0].get(5).messages] == [event_id]
+        assert late[1].get(5) is late[0].get(5)
 
-    # Nor with a caller that subscribed after a live message of the channel arrived: the
-    # process handed that message to the streams it had, not to this one.
-    inbox = Inbox(channel)
-    broker.subscribe(inbox)
-    start = broker.read(channel).head
-    done, release = _held_read(broker)
-    first = gevent.spawn(broker.read_shared, channel, start)
-    done.wait(5)
-    [event_id] = publish(broker, 1, channel)
-    wait_until(lambda: len(inbox) == 1)
-    late = gevent.spawn(broker.read_shared, channel, start)
-    gevent.sleep(0.05)
-    release.set()
-    assert first.get(5).messages == []
-    assert [m.event_id for m in late.get(5).messages] == [event_id]
-    broker.unsubscribe(inbox)
+        # Nor with a caller that needs a head of another epoch: epochs are random, so the
+        # read's cannot say it came after.
+        start = head
+        first, release = _in_flight(broker, channel, start)
+        waiting.append(release)
+        broker.restart(channel)
+        head = broker.read(channel).head
+        late = gevent.spawn(broker.read_shared, channel, start, covering=head)
+        gevent.sleep(0.05)
+        release.set()
+        assert first.get(5).messages == []
+        assert late.get(5).messages is None and late.get(5).head.epoch == head.epoch
+
+        # Nor with a caller that subscribed after a live message of the channel arrived: the
+        # process handed that message to the streams it had, not to this one.
+        inbox = Inbox(channel)
+        broker.subscribe(inbox)
+        start = broker.read(channel).head
+        first, release = _in_flight(broker, channel, start)
+        waiting.append(release)
+        [event_id] = publish(broker, 1, channel)
+        wait_until(lambda: len(inbox) == 1)
+        late = gevent.spawn(broker.read_shared, channel, start)
+        gevent.sleep(0.05)
+        release.set()
+        assert first.get(5).messages == []
+        assert [m.event_id for m in late.get(5).messages] == [event_id]
+        broker.unsubscribe(inbox)
+    finally:
+        for release in waiting:
+            release.set()
