@@ -55,9 +55,7 @@ def posts_json(posts, viewer_id=None, with_my_reaction=True):
     mine = counts.viewer_reactions(ids, viewer_id) if with_my_reaction else {}
     result = []
     for post in posts:
-        item = {"id": post.id, "author": author_json(post.author), "content": post.content,
-                "created_at": timestamp(post.created_at), "updated_at": timestamp(post.updated_at),
-                "reaction_counts": reactions[post.id], "comment_count": comments[post.id]}
+        item = _post_item(post, reactions[post.id], comments[post.id])
         if with_my_reaction:
             item["my_reaction"] = mine.get(post.id)
         result.append(item)
@@ -67,6 +65,18 @@ def posts_json(posts, viewer_id=None, with_my_reaction=True):
 def post_json(post, viewer_id=None, with_my_reaction=True):
     """Return one ``Post``."""
     return posts_json([post], viewer_id, with_my_reaction)[0]
+
+
+def new_post_json(post):
+    """Return the ``Post`` of a post just created, without ``my_reaction``: nobody has
+    reacted to it or commented on it yet, so no count is read."""
+    return _post_item(post, dict.fromkeys(REACTION_TYPES, 0), 0)
+
+
+def _post_item(post, reaction_counts, comment_count):
+    return {"id": post.id, "author": author_json(post.author), "content": post.content,
+            "created_at": timestamp(post.created_at), "updated_at": timestamp(post.updated_at),
+            "reaction_counts": reaction_counts, "comment_count": comment_count}
 
 
 def comments_json(comments):

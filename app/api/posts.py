@@ -18,8 +18,7 @@ from app.services.lookup import get_post
 def create_post():
     """Create a post and announce it to the author's and followers' feeds."""
     body = json_body(schemas.PostIn)
-    post = posts.create_post(current_user.id, body.content)
-    return post_json(post, current_user.id), 201
+    return {**posts.create_post(current_user.id, body.content), "my_reaction": None}, 201
 
 
 @bp.get("/posts/<post_id>")
@@ -58,8 +57,9 @@ def delete(post_id):
 def react(post_id):
     """Set the viewer's reaction to a post."""
     body = json_body(schemas.ReactionIn)
-    post_id = get_post(post_id).id  # the stored form of the id, whatever its case in the URL
-    data = reactions.set_reaction(current_user.id, post_id, body.type)
+    post = get_post(post_id)
+    post_id = post.id  # the stored form of the id, whatever its case in the URL
+    data = reactions.set_reaction(current_user.id, post, body.type)
     return {"post_id": post_id, "reaction_data": data}
 
 
@@ -69,8 +69,9 @@ def react(post_id):
 @documented("Remove one's reaction to a post", response=schemas.ReactionOut)
 def unreact(post_id):
     """Remove the viewer's reaction to a post."""
-    post_id = get_post(post_id).id
-    data = reactions.clear_reaction(current_user.id, post_id)
+    post = get_post(post_id)
+    post_id = post.id
+    data = reactions.clear_reaction(current_user.id, post)
     return {"post_id": post_id, "reaction_data": data}
 
 

@@ -71,8 +71,9 @@ def react(post_id):
     viewer = current_viewer()
     chosen = request.form.get("type")
     post = get_post(post_id)
-    if chosen and viewer_reactions([post.id], viewer.id).get(post.id) == chosen:
-        reactions.clear_reaction(viewer.id, post.id)
+    post_id = post.id  # read before the change's commit expires the row
+    if chosen and viewer_reactions([post_id], viewer.id).get(post_id) == chosen:
+        reactions.clear_reaction(viewer.id, post)
     else:
-        reactions.set_reaction(viewer.id, post.id, chosen)  # 422 for an unknown type
-    return redirect(safe_next(url_for("pages.post", post_id=post.id)) + f"#post-{post.id}")
+        reactions.set_reaction(viewer.id, post, chosen)  # 422 for an unknown type
+    return redirect(safe_next(url_for("pages.post", post_id=post_id)) + f"#post-{post_id}")

@@ -7,7 +7,7 @@ from app.events.channels import post_event_channels
 from app.extensions import db
 from app.models import Follow, Post
 from app.models.base import utcnow
-from app.serializers import post_json
+from app.serializers import new_post_json, post_json
 from app.services import notifications, outbox
 from app.services.audience import publish_to_followers
 from app.services.lookup import get_post
@@ -31,17 +31,19 @@ def publish_to_feeds(post_id, event_of):
 
 
 def create_post(author_id, content):
-    """Create a post and announce it as ``new_post``."""
+    """Create a post and announce it as ``new_post``; return its ``Post`` JSON without
+    ``my_reaction`` (the event's, built once)."""
     post = Post(author_id=author_id, content=content)
     db.session.add(post)
     db.session.flush()  # gives the post its id
     created = notifications.on_mentions(author_id, content, post.id)
-    payload = {"post": post_json(post, with_my_reaction=False)}
-    staged = stage_post_event(schema.NEW_POST, post.id, author_id, payload)
+    data = new_post_json(post)
+    payload = {"post": data}
+    staged = stage_post_event(schema.NEW_POST, data["id"], author_id, payload)
     db.session.commit()
     outbox.send(staged, payload)
     notifications.announce(created)
-    return post
+    return data
 
 
 def _own_post(user_id, post_id):

@@ -14,7 +14,6 @@ from app.models import REACTION_TYPES, Reaction
 from app.serializers import reaction_data
 from app.services import notifications, notify
 from app.services.conflation import REACTIONS, feed_counts
-from app.services.lookup import get_post
 from app.services.posts import publish_to_feeds
 from app.services.upsert import insert
 
@@ -24,43 +23,50 @@ def _event(post_id):
     return schema.Event(schema.POST_REACTION, {"post_id": post_id, "reaction_data": data})
 
 
-def _to_feeds(post_id):
-    publish_to_feeds(post_id, _event)
+def _to_feeds(event):
+    """Return the feeds' ``send`` for a change whose counts are *event*: the change's own send
+    publishes *event*; a send at a window's end reads the counts again."""
+    unsent = [event]
+
+    def send(post_id):
+        publish_to_feeds(post_id, lambda pid: unsent.pop() if unsent else _event(pid))
+    return send
 
 
-def _changed(post, created=()):
+def _changed(post_id, created=()):
     """Commit, then announce the post's new counts and the notifications *created*; return
     the counts."""
     db.session.commit()
-    event = _event(post.id)
-    notify.publish([post_channel(post.id)], event)
-    feed_counts().changed(REACTIONS, post.id, _to_feeds)
+    event = _event(post_id)
+    notify.publish([post_channel(post_id)], event)
+    feed_counts().changed(REACTIONS, post_id, _to_feeds(event))
     notifications.announce(created)
     return event.payload["reaction_data"]
 
 
-def set_reaction(user_id, post_id, reaction_type):
-    """Make the user's reaction to the post *reaction_type*, replacing an earlier one."""
+def set_reaction(user_id, post, reaction_type):
+    """Make the user's reaction to *post* (a :class:`Post`) *reaction_type*, replacing an
+    earlier one."""
     if reaction_type not in REACTION_TYPES:
         raise ValidationFailed("type must be one of " + ", ".join(REACTION_TYPES),
                                fields={"type": "unknown reaction type"})
-    post = get_post(post_id)
-    upsert = insert(Reaction).values(post_id=post.id, user_id=user_id, type=reaction_type)
+    post_id = post.id
+    upsert = insert(Reaction).values(post_id=post_id, user_id=user_id, type=reaction_type)
     upsert = upsert.on_conflict_do_update(
         index_elements=[Reaction.post_id, Reaction.user_id], set_={"type": upsert.excluded.type},
         where=Reaction.type != upsert.excluded.type)
     if not db.session.execute(upsert).rowcount:
         db.session.rollback()
-        return reaction_data(reaction_counts([post.id])[post.id])  # unchanged: nothing to announce
-    return _changed(post, notifications.on_reaction(user_id, post))
+        return reaction_data(reaction_counts([post_id])[post_id])  # unchanged: nothing to announce
+    return _changed(post_id, notifications.on_reaction(user_id, post))
 
 
-def clear_reaction(user_id, post_id):
-    """Remove the user's reaction to the post, if any."""
-    post = get_post(post_id)
+def clear_reaction(user_id, post):
+    """Remove the user's reaction to *post* (a :class:`Post`), if any."""
+    post_id = post.id
     removed = db.session.execute(delete(Reaction).where(
-        Reaction.post_id == post.id, Reaction.user_id == user_id)).rowcount
+        Reaction.post_id == post_id, Reaction.user_id == user_id)).rowcount
     if not removed:
         db.session.rollback()
-        return reaction_data(reaction_counts([post.id])[post.id])
-    return _changed(post)
+        return reaction_data(reaction_counts([post_id])[post_id])
+    return _changed(post_id)

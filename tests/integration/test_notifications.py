@@ -168,7 +168,7 @@ def test_the_page_groups_links_and_marks_read_without_javascript(client, api):
     me = browser.get("/api/me").get_json()
     fans = [api.user(f"fan{i}") for i in range(4)]
     with browser.application.app_context():
-        her_post = create_post(me["id"], "hers").id
+        her_post = create_post(me["id"], "hers")["id"]
     for fan in fans:
         fan.call("PUT", f"/api/posts/{her_post}/reaction", json={"type": "love"})
     fans[1].call("PUT", f"/api/users/{name}/follow")
