@@ -236,10 +236,10 @@ def _latencies(streams, post_sent, post_tag, reaction_post, reaction_sent):
     resynced = 0
     for stream in streams:
         raw, ends = stream.raw()
-        got_posts, got_reactions = set(), set()
+        got_posts, got_reactions, told_to_resync = set(), set(), False
         for at, event in analyze.sse_objects(raw, ends):
             if event.get("type") == "resync_required":
-                resynced += 1
+                told_to_resync = True
             elif event.get("type") == "new_post":
                 mark = analyze.marker(event)
                 if mark and mark[0] == post_tag and post_sent[mark[1]] is not None:
@@ -258,6 +258,7 @@ def _latencies(streams, post_sent, post_tag, reaction_post, reaction_sent):
                              and i + 1 not in got_reactions)
         lost["reactions"] += lost_reactions
         streams_losing += bool(missed or lost_reactions)
+        resynced += told_to_resync
     result = {}
     for name, values in out.items():
         values.sort()

@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from bench.report import PEERS, _fmt, markdown
+from bench.report import PEERS, fmt, markdown
 
 RATIOS = (("deliveries_per_s", "deliveries/s ×"), ("server_cpu_per_delivery", "CPU per delivery ×"),
           ("p99", "p99 ×"), ("idle_rss_per_stream", "idle RSS ×"))
@@ -22,8 +22,8 @@ def _cell(values, digits=2):
         return "—"
     low, high = min(present), max(present)
     if len(present) == 1 or low == high:
-        return _fmt(values[0], digits)
-    return f"{_fmt(values[0], digits)} ({_fmt(low, digits)}–{_fmt(high, digits)})"
+        return fmt(values[0], digits)
+    return f"{fmt(values[0], digits)} ({fmt(low, digits)}–{fmt(high, digits)})"
 
 
 def ratio_tables(documents):
