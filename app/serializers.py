@@ -82,11 +82,15 @@ def _post_item(post, reaction_counts, comment_count):
 def comments_json(comments):
     """Return the ``Comment`` objects of a page of comments."""
     likes = counts.like_counts([c.id for c in comments])
-    return [{"id": c.id, "post_id": c.post_id, "author": author_json(c.author),
-             "content": c.content, "created_at": timestamp(c.created_at), "like_count": likes[c.id]}
-            for c in comments]
+    return [_comment_item(c, likes[c.id]) for c in comments]
 
 
-def comment_json(comment):
-    """Return one ``Comment``."""
-    return comments_json([comment])[0]
+def new_comment_json(comment):
+    """Return the ``Comment`` of a comment just created: nobody has liked it yet."""
+    return _comment_item(comment, 0)
+
+
+def _comment_item(comment, like_count):
+    return {"id": comment.id, "post_id": comment.post_id, "author": author_json(comment.author),
+            "content": comment.content, "created_at": timestamp(comment.created_at),
+            "like_count": like_count}

@@ -8,7 +8,7 @@ from app.events import schema
 from app.events.channels import post_channel
 from app.extensions import db
 from app.models import Comment, CommentLike
-from app.serializers import comment_json
+from app.serializers import new_comment_json
 from app.services import notifications, notify, outbox
 from app.services.conflation import COMMENTS, feed_counts
 from app.services.lookup import get_comment, get_post
@@ -50,16 +50,17 @@ def create_comment(author_id, post_id, content):
     The event and the API's answer carry the same object: it is built once.
     """
     post = get_post(post_id)
-    comment = Comment(post_id=post.id, author_id=author_id, content=content)
+    post_id = post.id  # read before the commit expires the row
+    comment = Comment(post_id=post_id, author_id=author_id, content=content)
     db.session.add(comment)
     db.session.flush()  # gives the comment its id
     created = notifications.on_comment(author_id, post, comment)
-    data = comment_json(comment)
-    payload = {"post_id": post.id, "comment": data}
-    staged = outbox.stage(schema.NEW_COMMENT, payload, [post_channel(post.id)])
+    data = new_comment_json(comment)
+    payload = {"post_id": post_id, "comment": data}
+    staged = outbox.stage(schema.NEW_COMMENT, payload, [post_channel(post_id)])
     db.session.commit()
     outbox.send(staged, payload)
-    feed_counts().changed(COMMENTS, post.id, _count_to_feeds)
+    feed_counts().changed(COMMENTS, post_id, _count_to_feeds)
     notifications.announce(created)
     return data
 
