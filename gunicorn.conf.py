@@ -95,6 +95,24 @@ def post_worker_init(worker):
     gevent.spawn(end_streams_on_shutdown)
     # Events that a stopped worker committed and did not publish: see app/services/outbox.py.
     worker.wsgi.extensions["outbox"].start()
+    worker.log.info("worker %s: %d objects of its start frozen out of garbage collection",
+                    worker.pid, freeze_startup_objects())
+
+
+def freeze_startup_objects():
+    """Keep what the worker has loaded (modules, the app, SQLAlchemy's mappers: about 150,000
+    objects, all living as long as the worker) out of the cyclic garbage collector's walks;
+    return how many objects that is.
+
+    A full collection stops every stream and request of the worker while it walks every
+    object: with 500 streams open it took 75–150 ms, most of it on these. What the worker
+    allocates later is still collected as before.
+    """
+    import gc
+
+    gc.collect()  # what the start left as garbage is freed, not frozen
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 def worker_exit(server, worker):

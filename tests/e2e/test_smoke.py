@@ -1,4 +1,5 @@
 """The README's first check after ``make run``: ``python -m app.smoke``."""
+import re
 import subprocess
 import sys
 
@@ -34,6 +35,9 @@ def test_smoke_check_passes_on_two_workers_on_redis_directly_and_behind_nginx_ov
         deploy, tmp_path):
     [server] = deploy(workers=2, redis=True, PROXY_COUNT=1)
     assert_passed(smoke(server.url))
+    # Each worker keeps what it loaded at its start out of the garbage collector's walks.
+    frozen = re.findall(r"worker \d+: (\d+) objects of its start frozen", server.log())
+    assert len(frozen) == 2 and all(int(n) > 10000 for n in frozen), frozen
     nginx = Nginx([server], tmp_path).start()
     try:
         assert_passed(smoke(nginx.https_url, "--ca-file", str(tmp_path / "feed.crt")))

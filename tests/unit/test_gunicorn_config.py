@@ -18,3 +18,13 @@ def test_tokens_are_redacted_from_the_request_line():
     assert redact(r"\1***", line) == "GET /stream/feed?x=1&token=***&ticket=*** HTTP/1.1"
     assert redact(r"\1***", "/poll/feed?token=a") == "/poll/feed?token=***"
     assert redact(r"\1***", "/x?mytoken=a") == "/x?mytoken=a"
+
+
+def test_a_workers_startup_objects_are_frozen_out_of_garbage_collection():
+    import gc
+
+    try:
+        frozen = CONF["freeze_startup_objects"]()
+        assert frozen == gc.get_freeze_count() > 10000
+    finally:
+        gc.unfreeze()
