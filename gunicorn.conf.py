@@ -59,13 +59,15 @@ def on_starting(server):
 
 
 def post_worker_init(worker):
-    """Connect the worker's broker now, and end its streams as soon as it is told to stop."""
+    """Freeze what the worker loaded out of garbage collection, connect its broker now, and
+    end its streams as soon as it is told to stop."""
     import logging
 
     import gevent
 
     from app.broker import BrokerUnavailable
 
+    frozen = freeze_startup_objects()  # before the broker's connections, which a reconnect replaces
     # The app's own info lines (streams opening and closing, Redis reconnects) go where
     # gunicorn's go, at its LOG_LEVEL; unconfigured, Python would drop them below WARNING.
     app_log = logging.getLogger("app")
@@ -96,13 +98,13 @@ def post_worker_init(worker):
     # Events that a stopped worker committed and did not publish: see app/services/outbox.py.
     worker.wsgi.extensions["outbox"].start()
     worker.log.info("worker %s: %d objects of its start frozen out of garbage collection",
-                    worker.pid, freeze_startup_objects())
+                    worker.pid, frozen)
 
 
 def freeze_startup_objects():
     """Keep what the worker has loaded (modules, the app, SQLAlchemy's mappers: about 150,000
-    objects, all living as long as the worker) out of the cyclic garbage collector's walks;
-    return how many objects that is.
+    objects, living as long as the worker) out of the cyclic garbage collector's walks; return
+    how many objects that is.
 
     A full collection stops every stream and request of the worker while it walks every
     object: with 500 streams open it took 75–150 ms, most of it on these. What the worker

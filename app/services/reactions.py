@@ -23,14 +23,10 @@ def _event(post_id):
     return schema.Event(schema.POST_REACTION, {"post_id": post_id, "reaction_data": data})
 
 
-def _to_feeds(event):
-    """Return the feeds' ``send`` for a change whose counts are *event*: the change's own send
-    publishes *event*; a send at a window's end reads the counts again."""
-    unsent = [event]
-
-    def send(post_id):
-        publish_to_feeds(post_id, lambda pid: unsent.pop() if unsent else _event(pid))
-    return send
+def _to_feeds(post_id):
+    # The feeds' send reads the counts itself, after the conflation lease is taken: a change
+    # committed after that read finds the lease held, and the window's end sends it.
+    publish_to_feeds(post_id, _event)
 
 
 def _changed(post_id, created=()):
@@ -39,7 +35,7 @@ def _changed(post_id, created=()):
     db.session.commit()
     event = _event(post_id)
     notify.publish([post_channel(post_id)], event)
-    feed_counts().changed(REACTIONS, post_id, _to_feeds(event))
+    feed_counts().changed(REACTIONS, post_id, _to_feeds)
     notifications.announce(created)
     return event.payload["reaction_data"]
 
