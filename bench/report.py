@@ -183,8 +183,8 @@ def render(document):
         parts.append(markdown(
             ["scenario", "deliveries/s ×", "CPU per delivery ×", "p99 ×", "idle RSS ×"],
             [[c["scenario"], *(fmt(c[k], 2) for k in ("deliveries_per_s",
-                                                        "server_cpu_per_delivery", "p99",
-                                                        "idle_rss_per_stream"))]
+                                                       "server_cpu_per_delivery", "p99",
+                                                       "idle_rss_per_stream"))]
              for c in rows]))
     if document["targets"]:
         parts += ["", "Targets:", ""]
