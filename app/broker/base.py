@@ -88,6 +88,18 @@ class Broker(ABC):
         """Return the :class:`Replay` of *channel* after the position *after* (None: head only)."""
 
     @abstractmethod
+    def read_authors(self, channel, after):
+        """Return the :class:`Replay` of *channel*'s events by the authors in *after*, each
+        after its own position (``{author: Position}``, one epoch), in the channel's order.
+
+        The channel keeps the last ``history_max_events`` events of each author (within
+        ``history_max_seconds``) beside its own history, so a reader of a quiet author keeps
+        its place however busy the channel's other authors: the large-author channel's
+        resume. *messages* is None when one author's events after its position are not all
+        held.
+        """
+
+    @abstractmethod
     def remember(self, channel, version, names):
         """Make *names* the known marks of *channel*, unless a publish with a mark came since
         a read returned *version* (its change may be missing from *names*, looked up before)."""

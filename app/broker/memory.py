@@ -13,12 +13,17 @@ POSITION_GRACE_SECONDS = 7 * 86400
 
 
 class _Channel:
-    __slots__ = ("epoch", "seq", "history", "touched", "read_at", "marks", "version")
+    __slots__ = ("epoch", "seq", "history", "authors", "indexed_after", "touched", "read_at",
+                 "marks", "version")
 
     def __init__(self, now):
         self.epoch = new_epoch()
         self.seq = 0
         self.history = None  # a deque of (monotonic time, Message) once it has events
+        # Events with an author, by author: {author: (last seq, deque of (time, previous
+        # seq, Message))}, indexed after the seq *indexed_after* (None until an event has one).
+        self.authors = None
+        self.indexed_after = 0
         self.touched = now  # when it was made or last had an event
         self.read_at = now  # when a stream last opened or resumed it
         self.marks = None  # a set once known (remember), kept by publishes' marks
@@ -71,7 +76,7 @@ class MemoryBroker(Broker):
             if state.read_at < forget_since and name not in listened:
                 del self._channels[name]
             elif state.touched < quiet_since:
-                state.history = None  # every event in it is past the window
+                state.history = state.authors = None  # every event in it is past the window
 
     def publish(self, channels, event, mark=None, once=None):
         """Append *event* to each channel's history and hand it to local subscribers.
@@ -112,16 +117,29 @@ class MemoryBroker(Broker):
                 self._trim(state, now)
                 state.history.append((now, message))
                 state.touched = now
+                if event.author:
+                    self._index(state, event.author, now, message)
             ids.append(event_id)
             self.hub.dispatch(name, message)
         self.stats["published"] += 1
         return ids
+
+    def _index(self, state, author, now, message):
+        """Keep *message* among its author's last events (:meth:`read_authors`)."""
+        if state.authors is None:
+            state.authors, state.indexed_after = {}, state.seq - 1
+        last, events = state.authors.get(author, (0, None))
+        if events is None:
+            events = deque(maxlen=self.history_max_events)
+        events.append((now, last, message))
+        state.authors[author] = (state.seq, events)
 
     def restart(self, channel):
         """Start *channel* over: a new epoch, no history, marks unknown."""
         state = self._channels.get(channel)
         if state is not None:
             state.epoch, state.seq, state.history, state.marks = new_epoch(), 0, None, None
+            state.authors = None
             state.version += 1  # a lookup begun before it is not to be stored
             self.hub.checkpoint(channel, Position(state.epoch, 0))
 
@@ -150,6 +168,36 @@ class MemoryBroker(Broker):
         if missed > len(state.history):
             return Replay(head, None, *known)
         return Replay(head, [message for _, message in list(state.history)[-missed:]], *known)
+
+    def read_authors(self, channel, after):
+        """Return the events of the authors in *after* held after each one's position, or
+        None to resync."""
+        now = self._clock()
+        state = self._channel(channel, now)
+        head = Position(state.epoch, state.seq)
+        horizon = now - self.history_max_seconds
+        found = []
+        for author, position in after.items():
+            if position.epoch != state.epoch or position.seq > state.seq:
+                return Replay(head, None)
+            if position.seq == state.seq:
+                continue
+            if state.authors is None or position.seq < state.indexed_after:
+                return Replay(head, None)
+            last, events = state.authors.get(author, (0, ()))
+            if last <= position.seq:
+                continue
+            newer = []
+            for at, previous, message in reversed(events):
+                if message.seq <= position.seq:
+                    break
+                newer.append((at, previous, message))
+            at, previous, _ = newer[-1]
+            if previous > position.seq or at < horizon:
+                return Replay(head, None)  # trimmed, or past the time window
+            found.extend(message for _, _, message in newer)
+        found.sort(key=lambda message: message.seq)
+        return Replay(head, found)
 
     def remember(self, channel, version, names):
         """Make *names* the marks of *channel*, unless a mark was published since *version*."""

@@ -90,6 +90,11 @@ class RedisBroker(Broker):
         # The once-ids a channel has had (publish's *once*), beside its other keys.
         return f"{self.prefix}:{{{channel}}}:o"
 
+    def _author_keys(self, channel, *authors):
+        # The channel's index of authors, then each author's indexed events, on its slot.
+        tag = f"{self.prefix}:{{{channel}}}"
+        return [f"{tag}:i", *(f"{tag}:a:{author}" for author in authors)]
+
     def _pubsub_name(self, channel):
         return f"{self.prefix}:{{{channel}}}".encode()
 
@@ -103,8 +108,10 @@ class RedisBroker(Broker):
         if once is not None and len(channels) != 1:
             raise ValueError("a once-id publishes to one channel")
         head, tail = event.encode()
-        # One script per channel on a cluster (each on its own slot), else per batch.
-        size = _PUBLISH_BATCH if event.replayable and not self.cluster else 1
+        # One script per channel on a cluster (each on its own slot), and for an event
+        # indexed by its author (the author's keys are the channel's), else per batch.
+        batched = event.replayable and not self.cluster and not event.author
+        size = _PUBLISH_BATCH if batched else 1
         batches = [channels[i:i + size] for i in range(0, len(channels), size)]
         try:
             self._repair_lost()
@@ -114,10 +121,13 @@ class RedisBroker(Broker):
                     keys = [key for channel in batch for key in self._keys(channel)]
                     if once is not None:
                         keys.append(self._once_key(batch[0]))
+                    if event.author:
+                        index, stream = self._author_keys(batch[0], event.author)
+                        keys += [stream, index]
                     self.scripts.run(pipe, "publish", keys, [
                         head, tail, event.wire_type, event.ts, self.history_max_events,
                         self.history_max_seconds * 1000, self.publish_command, mark or "",
-                        once or "", self.once_ms])
+                        once or "", self.once_ms, event.author or ""])
                 else:
                     [channel] = batch
                     self.scripts.run(pipe, "publish_ephemeral", [self._pubsub_name(channel)], [
@@ -193,6 +203,26 @@ class RedisBroker(Broker):
         if reply[3] == b"resync":
             return Replay(head, None, marks, version)
         return Replay(head, [unpack(raw) for raw in reply[4:]], marks, version)
+
+    def read_authors(self, channel, after):
+        """Return the head of *channel* and the events of the authors in *after* that Redis
+        still holds after each one's position, from the channel's author index."""
+        if not after:
+            return Replay(self.read(channel).head, [])
+        authors = list(after)
+        epochs = {position.epoch for position in after.values()}
+        positions = [value for author in authors for value in (author, after[author].seq)]
+        keys = self._keys(channel)[:1] + self._author_keys(channel, *authors)
+        try:
+            reply = self.scripts.run(self.redis, "read_authors", keys, [
+                epochs.pop() if len(epochs) == 1 else "", self.history_max_seconds * 1000,
+                self.meta_ttl_ms, new_epoch(), *positions])
+        except _ERRORS as exc:
+            raise BrokerUnavailable(f"reading history from Redis failed: {exc}") from exc
+        head = Position(reply[0].decode(), int(reply[1]))
+        if reply[3] == b"resync":
+            return Replay(head, None)
+        return Replay(head, [unpack(raw) for raw in reply[4:]])
 
     def remember(self, channel, version, names):
         """Make *names* the marks of *channel*, unless a mark was published since *version*."""

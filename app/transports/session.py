@@ -462,8 +462,12 @@ class StreamSession:
         ``resync_required``: the stream's one place in the channel cannot say which of such
         events a client got. History no longer holding what is asked gives it too.
 
-        *shared*, a head of the channel, shares the read with the process's other streams
-        that ask at once, from one that reaches that head.
+        A resume reads each author's own window (:meth:`Broker.read_authors`), so a reader
+        of quiet authors resumes exactly however busy the others. *shared*, a head of the
+        channel after a gap in the process's live messages, reads the channel's own history
+        instead, in one read shared with the process's other streams that ask at once (from
+        one that reaches that head), and each author's window only when that no longer holds
+        the stream's place.
         """
         large = self.large
         sinces = dict(catch_ups)
@@ -471,11 +475,13 @@ class StreamSession:
             # The channel restarted between a follow and this stream's place.
             self.large = self.broker.read(LARGE).head
             return [control(schema.RESYNC_REQUIRED)]
-        start = min([large, *sinces.values()], key=lambda position: position.seq)
-        if shared is None:
-            replay = self.broker.read(LARGE, start)
-        else:
-            replay = self.broker.read_shared(LARGE, start, covering=shared)
+        replay = None
+        if shared is not None:
+            replay = self.broker.read_shared(LARGE, large, covering=shared)
+        if replay is None or replay.messages is None:
+            replay = self.broker.read_authors(LARGE, {
+                author: min(sinces.get(author, large), large, key=lambda place: place.seq)
+                for author in self.authors})
         if replay.messages is None:
             self.large = replay.head
             return [control(schema.RESYNC_REQUIRED)]
@@ -490,6 +496,9 @@ class StreamSession:
                 out.append(message.stamped(self.cursor))
             elif message.author in sinces and message.seq > sinces[message.author].seq:
                 behind = True
+        head = replay.head  # every event of the stream's authors up to it is in the replay
+        if head.epoch == large.epoch and head.seq > self.large.seq:
+            self.large = head
         if behind:
             out.append(control(schema.RESYNC_REQUIRED))
         return out

@@ -103,6 +103,19 @@ def channel_head(redis_client, server, user_id):
     return (meta[b"e"].decode(), int(meta[b"s"])) if meta else (None, 0)
 
 
+def large_missed(redis_client, server, world, owner, place):
+    """Return how many events of the large authors *owner* follows came after *place*, the
+    large-author part of a client's last id, counted in the channel's index of each author's
+    events (each has a window of its own), or None when the channel's epoch changed."""
+    tag = f"{server.env['REDIS_PREFIX']}:{{large}}"
+    epoch = redis_client.hget(f"{tag}:m", "e")
+    if epoch is None or epoch.decode() != place[0]:
+        return None
+    return max([len(redis_client.xrange(f"{tag}:a:{world.owners[author].id}",
+                                        min=f"{place[1] + 1}-0"))
+                for author in world.large if owner in world.followers[author]], default=0)
+
+
 class Churner:
     """Drop a client every 5-15 s and resume it after a short or a long absence.
 
@@ -133,9 +146,13 @@ class Churner:
             long = random.random() < self.long_share
             gevent.sleep(self.long_away + random.uniform(0, 2) if long else random.uniform(0.05, 1.0))
             epoch, head = channel_head(self.redis, self.server, self.world.owners[client.owner].id)
-            # The feed's own part of the id (a reader of a large author has a compound one).
-            last_epoch, last_seq = split_id(client.last_id)[0] if client.last_id else (None, 0)
-            missed = head - last_seq if epoch == last_epoch else None
+            # The feed's own part of the id, and, for a reader of a large author, the most
+            # events one of its large authors posted after the id's large-author part.
+            own, large = split_id(client.last_id) if client.last_id else ((None, 0), None)
+            missed = head - own[1] if epoch == own[0] else None
+            if large is not None and missed is not None:
+                by_author = large_missed(self.redis, self.server, self.world, client.owner, large)
+                missed = None if by_author is None else max(missed, by_author)
             before = client.stats.resyncs
             client.start(resume=True)
             took = client.wait_established(timeout=15)

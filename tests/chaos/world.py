@@ -42,6 +42,8 @@ class FeedWorld:
                      for i in range(short - len(fans))]
             fans_jobs = [gevent.spawn(fan.follow, self.owners[author]) for fan in fans[:short]]
             gevent.joinall(fans_jobs, raise_error=True)
+        #: the owner indexes of the large authors
+        self.large = list(range(large))
         #: owner index -> the owner indexes following them
         self.followers = {a: {r for r, followee in edges if followee == a} for a in range(count)}
         jobs = [gevent.spawn(self.owners[reader].follow, self.owners[author])

@@ -15,7 +15,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
 TRANSPORTS = ["sse", "ws", "poll"]
 THRESHOLD = 3  # followers from which an author is large, in these servers
-SERVER_SETTINGS = {"LARGE_AUTHOR_FOLLOWERS": THRESHOLD}  # read by conftest's server
+HISTORY = 8  # events each channel, and each large author within the large-author channel, keeps
+SERVER_SETTINGS = {"LARGE_AUTHOR_FOLLOWERS": THRESHOLD,  # read by conftest's server
+                   "HISTORY_MAX_EVENTS": HISTORY}
 
 
 def large_author(user, *readers):
@@ -83,6 +85,35 @@ def test_a_feed_resumes_exactly_what_large_and_small_authors_posted_meanwhile(
     gevent.sleep(0.2)
     assert contents(resumed)[4:] == ["live"]
     assert not resumed.of_type("resync_required")
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_reader_of_a_quiet_large_author_resumes_exactly_however_busy_the_others(
+        user, subscribe, transport):
+    bob = user()
+    alice, zed = large_author(user, bob), large_author(user)  # bob follows alice, not zed
+    first = subscribe(transport, "feed", bob.token)
+    _ready(first)
+    alice.post("seen")
+    first.wait_type("new_post")
+    last_id = first.last_id
+    first.close()
+    for n in range(HISTORY + 4):  # more than the large-author channel's own history holds
+        zed.post(f"zed {n}")
+    alice.post("alice 1")
+    zed.post("zed again")
+    alice.post("alice 2")
+    resumed = subscribe(transport, "feed", bob.token, last_event_id=last_id)
+    resumed.wait_type("new_post", count=2)
+    gevent.sleep(0.2)
+    assert contents(resumed) == ["alice 1", "alice 2"]
+    assert not resumed.of_type("resync_required")
+    resumed.close()
+    for n in range(HISTORY + 1):  # now more than alice's own window
+        alice.post(f"alice {n + 3}")
+    again = subscribe(transport, "feed", bob.token, last_event_id=last_id)
+    again.wait_type("resync_required")
+    again.close()
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

@@ -10,6 +10,7 @@ from app.auth.signout import StreamsBySession
 from app.broker import BrokerUnavailable
 from app.broker.redis import RedisBroker
 from app.events.schema import Event
+from app.events.wire import Position
 from app.stream_quota import MemoryQuota, RedisQuota
 from app.transports.delivery import Inbox
 from app.transports.session import StreamSession
@@ -340,3 +341,22 @@ def test_a_read_in_flight_is_shared_only_with_callers_it_can_serve(broker):
     finally:
         for release in waiting:
             release.set()
+
+
+def test_an_author_index_lost_or_expired_restarts_and_never_claims_what_it_lacks(broker):
+    def post(author, n):
+        event = Event("new_post", {"n": n}, author=author)
+        return Position.parse(broker.publish(["large"], event)[0])
+
+    broker.read("large")
+    start = post("alice", 1)
+    post("alice", 2)
+    index = f"{broker.prefix}:{{large}}:i"
+    assert broker.redis.pttl(index) > 0 and broker.redis.pttl(f"{index[:-2]}:a:alice") > 0
+    broker.redis.delete(index)  # as when the large-author channel was quiet for a window
+    assert broker.read_authors("large", {"alice": start}).messages is None
+    restarted = post("bob", 3)  # the index starts again after the seq before this one
+    post("alice", 4)
+    assert broker.read_authors("large", {"alice": start}).messages is None
+    replay = broker.read_authors("large", {"alice": Position(start.epoch, restarted.seq - 1)})
+    assert [m.seq for m in replay.messages] == [restarted.seq + 1]

@@ -86,3 +86,18 @@ def test_publishing_does_not_keep_a_channel_warm_reading_does():
     assert broker.publish(["feed:published", "feed:read"], event) == [
         None, Position(first.epoch, first.seq + 1).event_id]
     assert "feed:published" not in _held(broker)
+
+
+def test_an_authors_window_holds_events_for_the_history_window_only():
+    clock = Clock()
+    broker = _broker(clock)
+    broker.read("large")
+    start = Position.parse(broker.publish(["large"], Event("new_post", {"n": 0}, author="a"))[0])
+    broker.publish(["large"], Event("new_post", {"n": 1}, author="a"))
+    assert len(broker.read_authors("large", {"a": start}).messages) == 1
+    clock.now += WINDOW + 1
+    broker.publish(["large"], Event("new_post", {"n": 2}, author="b"))  # keeps the channel
+    assert broker.read_authors("large", {"a": start}).messages is None  # 1 is past the window
+    last = Position.parse(broker.read("large").head.event_id)
+    assert broker.read_authors("large", {"a": Position(start.epoch, start.seq + 1)}).messages == []
+    assert broker.read_authors("large", {"a": last}).messages == []
