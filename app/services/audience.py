@@ -109,26 +109,28 @@ def _entry(author_id, following, since):
 
 def announce_follow(reader_id, author_id, following, since=None):
     """Tell *reader_id*'s feed, and its open streams, that they now follow (or no longer
-    follow) a large author: the feed's marks change with the entry."""
-    notify.publish([feed_channel(reader_id)], _entry(author_id, following, since),
-                   ("+" if following else "-") + author_id)
+    follow) a large author: the feed's marks change with the entry. Return False when the
+    broker was away (it starts the feed over once back)."""
+    return notify.publish([feed_channel(reader_id)], _entry(author_id, following, since),
+                          ("+" if following else "-") + author_id)
 
 
 def announce_large(author_id, since):
     """Tell the open streams of everyone following *author_id* that the author became large.
 
     Their events from now on come by the large-author channel: one entry per follower's feed,
-    once (cold feeds are skipped, as for any event).
+    once (cold feeds are skipped, as for any event). Return False when the broker was away.
     """
     before = follower_ids(author_id)
-    notify.publish([feed_channel(uid) for uid in before], _entry(author_id, True, since),
-                   "+" + author_id)
+    told = notify.publish([feed_channel(uid) for uid in before], _entry(author_id, True, since),
+                          "+" + author_id)
     # An unfollow committed after that list was read, and announced before the entries above,
     # would be undone by them: look again, and say it again to those who left. (An unfollow
     # committed later announces itself after these.)
     left = before - follower_ids(author_id)
     for reader_id in left:
-        announce_follow(reader_id, author_id, False)
+        told = announce_follow(reader_id, author_id, False) and told
+    return told
 
 
 def follower_ids(author_id):

@@ -52,16 +52,20 @@ class Staged:
     lease_until: datetime
 
 
-def stage(event_type, payload, channels=(), author_id=None):
+def stage(event_type, payload, channels=(), author_id=None, large=None):
     """Store the event in the open transaction; return it as :class:`Staged`.
 
     :param channels: channels named outright (a post's, say).
     :param author_id: also publish to the author's feed and their followers' (or, for a large
         author, once on the large-author channel).
+    :param large: whether the author counts as large here (None: as the database says now).
+        False makes a row left behind start every follower's feed over, even an author's
+        just made large (whose announcement to those feeds the row stands for).
     """
     now = utcnow()
-    staged = Staged(new_id(), event_type, list(channels), author_id,
-                    bool(author_id and audience.is_large(author_id)),
+    if large is None:
+        large = bool(author_id and audience.is_large(author_id))
+    staged = Staged(new_id(), event_type, list(channels), author_id, large,
                     now + timedelta(seconds=_lease_seconds()))
     db.session.add(OutboxEntry(
         id=staged.id, event_type=event_type, payload=json.dumps(payload),
@@ -70,12 +74,16 @@ def stage(event_type, payload, channels=(), author_id=None):
     return staged
 
 
-def send(staged, payload):
+def send(staged, payload, publish=None):
     """Publish a staged event once its transaction is committed, then forget it.
 
     *payload* is the event's fields, as given to :func:`stage` (the stored copy is for the
     relay). A publish that fails (the broker or the database away) leaves the row to the relay,
-    and the write still succeeds: its change is committed.
+    and the write still succeeds: its change is committed. Return whether it was published.
+
+    *publish*, a callable that returns False when the broker was away, publishes instead of
+    the staged channels: a change whose announcement is decided after its commit (a follow's)
+    stores a row that makes its channels start over should the process stop before.
     """
     event = schema.Event(staged.event_type, payload)
     _pause_if_asked(event)
@@ -83,16 +91,17 @@ def send(staged, payload):
         if not _still_leased(staged):
             log.warning("outbox entry %s: its lease ran out before its publish; the relay has "
                         "it", staged.id)
-            return
-        published = _publish(staged, event)
+            return False
+        published = _publish(staged, event) if publish is None else publish()
     except SQLAlchemyError as exc:
         db.session.rollback()
         log.warning("outbox entry %s not published (%s); the relay will take it", staged.id, exc)
-        return
+        return False
     if not published:
         log.warning("outbox entry %s: the broker is away; the relay will take it", staged.id)
-        return
+        return False
     current_app.extensions["outbox"].forget(staged.id)
+    return True
 
 
 def _still_leased(staged):

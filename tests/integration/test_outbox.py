@@ -55,14 +55,14 @@ def history(app, channel):
 
 def stopped_after_commit(monkeypatch):
     """Make every write's process 'stop' between its commit and its publish."""
-    monkeypatch.setattr(outbox, "send", lambda staged, payload: None)
+    monkeypatch.setattr(outbox, "send", lambda staged, payload, publish=None: None)
 
 
 def stopped_after_publish(monkeypatch):
     """Make every write's process 'stop' after its publish, before it forgets the row."""
     real = outbox._publish
-    monkeypatch.setattr(outbox, "send", lambda staged, payload: real(
-        staged, outbox.schema.Event(staged.event_type, payload)))
+    monkeypatch.setattr(outbox, "send", lambda staged, payload, publish=None: publish() if publish
+                        else real(staged, outbox.schema.Event(staged.event_type, payload)))
 
 
 def lease_over(app):
@@ -195,6 +195,7 @@ def test_a_publish_that_fails_leaves_the_event_to_the_relay_and_the_write_succee
 def test_a_request_whose_lease_ran_out_leaves_its_event_to_the_relay(app, api, monkeypatch):
     alice, bob = api.user("alice"), api.user("bob")
     bob.call("PUT", "/api/users/alice/follow")
+    assert rows(app) == 0  # the follow's row: told, and deleted with its batch
     feed = listening(app, feed_channel(bob.id))
     real_send = outbox.send
 
@@ -208,3 +209,79 @@ def test_a_request_whose_lease_ran_out_leaves_its_event_to_the_relay(app, api, m
     alice.post("late")
     assert [m.type for m in feed.take()] == []  # not published twice: the feed restarted once
     assert feed.take_checkpoint() is not None and rows(app) == 0
+
+
+def marks(app, reader):
+    """Return whom *reader*'s feed says they follow among large authors (None: unknown, so
+    a stream's next open looks it up)."""
+    return app.extensions["broker"].read(feed_channel(reader.id)).marks
+
+
+def known_marks(app, reader):
+    """Open *reader*'s feed as a stream does, so that it knows whom they follow."""
+    broker = app.extensions["broker"]
+    replay = broker.read(feed_channel(reader.id))
+    with app.app_context():
+        from app.services.audience import large_followees
+
+        broker.remember(feed_channel(reader.id), replay.version, large_followees(reader.id))
+        db.session.remove()
+    return marks(app, reader)
+
+
+def large_dave(api):
+    dave = api.user("dave")
+    for name in ("carol", "erin", "frank"):  # three: large
+        api.user(name).call("PUT", "/api/users/dave/follow")
+    return dave
+
+
+@pytest.mark.parametrize("stop", [stopped_after_commit, stopped_after_publish])
+def test_a_follow_of_a_large_author_left_untold_starts_the_readers_feed_over(
+        app, api, monkeypatch, stop):
+    dave, bob = large_dave(api), api.user("bob")
+    assert known_marks(app, bob) == frozenset()
+    before = head(app, feed_channel(bob.id))
+    stop(monkeypatch)
+    assert bob.call("PUT", "/api/users/dave/follow").status_code in (200, 204)
+    told = stop is stopped_after_publish
+    assert marks(app, bob) == (frozenset({dave.id}) if told else frozenset())
+    assert rows(app) == 1 and relay_after_lease(app) == 1
+    # Its streams resync, and their next open looks up whom bob follows: dave among them.
+    assert head(app, feed_channel(bob.id)).epoch != before.epoch and marks(app, bob) is None
+    assert rows(app) == 0
+
+
+def test_an_unfollow_left_untold_starts_the_readers_feed_over(app, api, monkeypatch):
+    dave, bob = large_dave(api), api.user("bob")
+    bob.call("PUT", "/api/users/dave/follow")
+    assert known_marks(app, bob) == frozenset({dave.id})
+    stopped_after_commit(monkeypatch)
+    bob.call("DELETE", "/api/users/dave/follow")
+    assert marks(app, bob) == frozenset({dave.id})  # what the lost entry would have changed
+    assert relay_after_lease(app) == 1 and marks(app, bob) is None
+
+
+def test_an_author_made_large_and_left_untold_starts_every_followers_feed_over(
+        app, api, monkeypatch):
+    dave, bob, carol = api.user("dave"), api.user("bob"), api.user("carol")
+    carol.call("PUT", "/api/users/dave/follow")
+    api.user("erin").call("PUT", "/api/users/dave/follow")
+    for reader in (bob, carol):
+        assert known_marks(app, reader) == frozenset()
+    real = outbox.send
+
+    def stopped_before_the_announcement(staged, payload, publish=None):
+        if staged.author_id:  # the row committed with making dave large
+            return None
+        return real(staged, payload, publish)
+
+    monkeypatch.setattr(outbox, "send", stopped_before_the_announcement)
+    bob.call("PUT", "/api/users/dave/follow")  # the third follower: dave is large now
+    with app.app_context():
+        assert db.session.scalar(select(User.large_author).where(User.id == dave.id))
+        db.session.remove()
+    assert marks(app, carol) == frozenset()  # never told
+    assert rows(app) == 2 and relay_after_lease(app) == 2
+    assert marks(app, bob) is None and marks(app, carol) is None
+    assert rows(app) == 0
