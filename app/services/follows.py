@@ -33,18 +33,22 @@ def follow(viewer_id, target):
     staged = _stage_for_reader(viewer_id, target, True) if added else None
     db.session.commit()
     notifications.announce(created)
-    if staged is not None:
-        outbox.send(staged, _change(target, True),
-                    publish=lambda: _tell_of_follow(viewer_id, target, since))
+    if staged is None:
+        return
+    made_large = _mark_if_reached(target) if since is not None and not target.large_author \
+        else None
+    outbox.send(staged, _change(target, True),
+                publish=lambda: _tell_of_follow(viewer_id, target, since, made_large))
 
 
-def _tell_of_follow(viewer_id, target, since):
-    """Tell the streams a committed follow concerns; return False when the broker was away."""
-    if since is not None and not target.large_author:
-        made_large = _mark_if_reached(target)
-        if made_large is not None:
-            return outbox.send(made_large, _change(target, True),
-                               publish=lambda: audience.announce_large(target.id, since))
+def _tell_of_follow(viewer_id, target, since, made_large):
+    """Tell the streams a committed follow concerns; return False when the broker was away.
+
+    *made_large* is the outbox row of the follow's making *target* large, if it did.
+    """
+    if made_large is not None:
+        return outbox.send(made_large, _change(target, True),
+                           publish=lambda: audience.announce_large(target.id, since))
     if not target.large_author:  # read again since the commit
         return True
     # Large before this follow, or made large by a follow committed beside this one, whose
@@ -55,7 +59,7 @@ def _tell_of_follow(viewer_id, target, since):
         log.warning("reader %s followed large author %s while the broker was away; their "
                     "feed starts over", viewer_id, target.id)
         audience.start_over(viewer_id)
-        return True
+        return False  # the row stays: if this process stops first, the relay starts it over
     told = audience.announce_follow(viewer_id, target.id, True, since)
     if not audience.follows(viewer_id, target.id):
         # An unfollow committed meanwhile may have announced itself first.
@@ -108,18 +112,19 @@ def unfollow(viewer_id, target):
                                                       Follow.followee_id == target.id)).rowcount
     staged = _stage_for_reader(viewer_id, target, False) if removed else None
     db.session.commit()
-    if staged is not None:
-        outbox.send(staged, _change(target, False),
-                    publish=lambda: _tell_of_unfollow(viewer_id, target, since))
+    if staged is None:
+        return
+    # After the commit, as a follow counts: the last of unfollows committed at once sees them all.
+    if target.large_author and audience.below_half(target.id):
+        audience.mark_large(target, False)
+        db.session.commit()
+    outbox.send(staged, _change(target, False),
+                publish=lambda: _tell_of_unfollow(viewer_id, target, since))
 
 
 def _tell_of_unfollow(viewer_id, target, since):
     """Tell the reader's streams of a committed unfollow; return False when the broker was
     away."""
-    # After the commit, as a follow counts: the last of unfollows committed at once sees them all.
-    if target.large_author and audience.below_half(target.id):
-        audience.mark_large(target, False)
-        db.session.commit()
     # Whatever the author is now: one large before may be again, and the reader's feed must
     # not keep them in its marks.
     told = audience.announce_follow(viewer_id, target.id, False)
