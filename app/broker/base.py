@@ -96,7 +96,8 @@ class Broker(ABC):
         ``history_max_seconds``) beside its own history, so a reader of a quiet author keeps
         its place however busy the channel's other authors: the large-author channel's
         resume. *messages* is None when one author's events after its position are not all
-        held.
+        held, or when they are more than ``history_max_events`` in all (no channel's own
+        history replays more at once).
         """
 
     @abstractmethod

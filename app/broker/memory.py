@@ -196,6 +196,8 @@ class MemoryBroker(Broker):
             if previous > position.seq or at < horizon:
                 return Replay(head, None)  # trimmed, or past the time window
             found.extend(message for _, _, message in newer)
+            if len(found) > self.history_max_events:
+                return Replay(head, None)  # more than any channel's history hands out
         found.sort(key=lambda message: message.seq)
         return Replay(head, found)
 

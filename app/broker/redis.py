@@ -216,7 +216,7 @@ class RedisBroker(Broker):
         try:
             reply = self.scripts.run(self.redis, "read_authors", keys, [
                 epochs.pop() if len(epochs) == 1 else "", self.history_max_seconds * 1000,
-                self.meta_ttl_ms, new_epoch(), *positions])
+                self.meta_ttl_ms, new_epoch(), self.history_max_events, *positions])
         except _ERRORS as exc:
             raise BrokerUnavailable(f"reading history from Redis failed: {exc}") from exc
         head = Position(reply[0].decode(), int(reply[1]))

@@ -144,12 +144,13 @@ return result
 """
 
 # KEYS: meta, the channel's author index, then one author's stream per author asked.
-# ARGV: after epoch, max_age_ms, meta_ttl_ms, new_epoch, then for each author stream the
-# author and the seq after which to read.  Returns {epoch, seq, 0} for the head, then 'ok' and
-# the wire bytes of those authors' events after their positions, in the channel's order, or
-# 'resync' when they are not all held: the index began after a position (it restarts after a
-# quiet window), trimming took the author's event next after it, or that event is older than
-# the time window.
+# ARGV: after epoch, max_age_ms, meta_ttl_ms, new_epoch, the most events to return, then for
+# each author stream the author and the seq after which to read.  Returns {epoch, seq, 0} for
+# the head, then 'ok' and the wire bytes of those authors' events after their positions, in the
+# channel's order, or 'resync' when they are not all held (the index began after a position:
+# it restarts after a quiet window; trimming took the author's event next after it; that
+# event is older than the time window) or are more than the most to return (as a channel's
+# own history holds no more: one script must not hand out every author's whole window).
 READ_AUTHORS = _NOW + _EPOCH.replace("ARGV_EPOCH", "ARGV[4]") + """
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 local seq = tonumber(redis.call('HGET', KEYS[1], 's'))
@@ -161,16 +162,19 @@ if from and string.match(from, '^%S+') == epoch then
   from_seq = tonumber(string.match(from, '(%d+)$'))
 end
 local oldest = now - tonumber(ARGV[2])
+local most = tonumber(ARGV[5])
 local found = {}
 for i = 3, #KEYS do
-  local author, after = ARGV[2 * i - 1], tonumber(ARGV[2 * i])
+  local author, after = ARGV[2 * i], tonumber(ARGV[2 * i + 1])
   if after > seq then return reply end
   if after < seq then
     if from_seq == nil or after < from_seq then return reply end
     if tonumber(redis.call('HGET', KEYS[2], author) or '0') > after then
-      local entries = redis.call('XRANGE', KEYS[i], (after + 1) .. '-0', '+')
+      local entries = redis.call('XRANGE', KEYS[i], (after + 1) .. '-0', '+',
+                                 'COUNT', most - #found + 1)
       local first = entries[1]
-      if not first or tonumber(first[2][4]) > after or tonumber(first[2][6]) < oldest then
+      if not first or tonumber(first[2][4]) > after or tonumber(first[2][6]) < oldest or
+          #found + #entries > most then
         return reply
       end
       for _, entry in ipairs(entries) do

@@ -116,3 +116,12 @@ def test_a_reader_whose_author_outgrew_its_window_resyncs(broker):
     resumed, initial = open_feed(broker, authors=("alice",), last_event_id=session.cursor)
     assert [m.type for m in initial] == [RESYNC_REQUIRED]
     resumed.close()
+
+
+def test_a_resume_over_more_than_a_windows_worth_of_events_in_all_gives_resync(broker):
+    start = post_by(broker, "alice", 0)
+    for n in range(1, WINDOW + 2):  # each author inside its own window, more than one in all
+        post_by(broker, ("alice", "bob")[n % 2], n)
+    everyone = {"alice": start, "bob": start}
+    assert broker.read_authors(LARGE, everyone).messages is None
+    assert len(broker.read_authors(LARGE, {"alice": start}).messages) == (WINDOW + 1) // 2
