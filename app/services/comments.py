@@ -9,15 +9,11 @@ from app.events.channels import post_channel
 from app.extensions import db
 from app.models import Comment, CommentLike
 from app.serializers import new_comment_json
-from app.services import notifications, notify, outbox
+from app.services import notifications, outbox
 from app.services.conflation import COMMENTS, feed_counts
 from app.services.lookup import get_comment, get_post
 from app.services.posts import publish_to_feeds
 from app.services.upsert import insert
-
-
-def _announce(post_id, event_type, payload):
-    notify.publish([post_channel(post_id)], schema.Event(event_type, {"post_id": post_id, **payload}))
 
 
 def _count_event(post_id):
@@ -81,29 +77,41 @@ def delete_comment(user_id, comment_id):
 
 
 def set_like(user_id, comment_id, liked):
-    """Like or unlike a comment (idempotent); return ``(comment, like_count)``."""
+    """Like or unlike a comment (idempotent); return ``(comment, like_count)``.
+
+    The count is read after the commit, which stores an outbox row for the post's channel
+    rather than the event (as a reaction does: :mod:`app.services.reactions`).
+    """
     comment = get_comment(comment_id)
-    changed, created = _like(user_id, comment) if liked else (_unlike(user_id, comment.id), [])
-    count = like_counts([comment.id])[comment.id]
-    if changed:
-        _announce(comment.post_id, schema.COMMENT_LIKE,
-                  {"comment_id": comment.id, "like_count": count})
+    ids = {"post_id": comment.post_id, "comment_id": comment.id}
+    staged, created = _like(user_id, comment, ids) if liked else (_unlike(user_id, ids), [])
+    count = like_counts([ids["comment_id"]])[ids["comment_id"]]
+    if staged is not None:
+        outbox.send(staged, {**ids, "like_count": count})
     notifications.announce(created)
     return comment, count
 
 
-def _like(user_id, comment):
-    """Like *comment*; return whether it is new, and the notifications that tell of it."""
+def _like(user_id, comment, ids):
+    """Like *comment*; return the outbox row of the change (None when it was liked already),
+    and the notifications that tell of it."""
     added = db.session.execute(insert(CommentLike).values(
         comment_id=comment.id, user_id=user_id).on_conflict_do_nothing()).rowcount
     created = notifications.on_comment_like(user_id, comment) if added else []
+    staged = _stage_like(ids) if added else None
     db.session.commit()
-    return bool(added), created
+    return staged, created
 
 
-def _unlike(user_id, comment_id):
+def _unlike(user_id, ids):
+    """Unlike a comment; return the outbox row of the change (None when it was not liked)."""
     removed = db.session.execute(delete(CommentLike).where(
-        CommentLike.comment_id == comment_id, CommentLike.user_id == user_id)).rowcount
+        CommentLike.comment_id == ids["comment_id"], CommentLike.user_id == user_id)).rowcount
+    staged = _stage_like(ids) if removed else None
     db.session.commit()
-    return bool(removed)
+    return staged
+
+
+def _stage_like(ids):
+    return outbox.stage(schema.COMMENT_LIKE, ids, [post_channel(ids["post_id"])])
 

@@ -1,9 +1,11 @@
 """Notifications: stored in the transaction of the write that causes them, announced after it
 commits on the recipient's feed channel, and pushed to their browsers when no page is open.
 
-A write calls one of the ``on_*`` functions before its commit; each returns the ids of the
-notifications it added (none for one's own action, or for news already told), and the write
-passes them to :func:`announce` after the commit.
+A write calls one of the ``on_*`` functions before its commit; each returns what it added
+(nothing for one's own action, or for news already told), and the write passes that to
+:func:`announce` after the commit. What it added includes an outbox row for the recipients'
+feeds (:mod:`app.services.outbox`): a worker stopped before the announcement leaves the row,
+and the relay starts those feeds over, so their pages resync and read the unread count again.
 
 Each notification has a ``dedupe_key`` naming the news it tells, unique in the table: a
 reaction notifies once per person per post (changing it, or removing it and reacting again,
@@ -11,6 +13,7 @@ tells nothing new), a comment like once per person per comment, a follow once pe
 mention once per person per post or comment (editing a post notifies only the newly mentioned).
 """
 import re
+from dataclasses import dataclass
 
 from sqlalchemy import and_, func, or_, select, update
 
@@ -21,7 +24,7 @@ from app.models import Notification, User
 from app.models.base import new_id, utcnow
 from app.push import sender
 from app.serializers import author_json, timestamp
-from app.services import notify
+from app.services import notify, outbox
 from app.services.upsert import insert
 
 FOLLOW, COMMENT, REACTION, COMMENT_LIKE, MENTION = (
@@ -32,9 +35,17 @@ MAX_MENTIONS = 20
 _MENTION = re.compile(r"(?<![A-Za-z0-9_@])@([A-Za-z0-9_]{3,30})(?![A-Za-z0-9_])")
 
 
+@dataclass(frozen=True)
+class Added:
+    """Notifications added by a write, and the outbox row committed with them."""
+
+    staged: outbox.Staged
+    ids: list
+
+
 def _record(actor_id, rows):
     """Insert *rows* (recipient, type, post, comment, key) unless they are the actor's own or
-    their key was told before; return the ids inserted."""
+    their key was told before; return ``[Added]`` (empty when none was inserted)."""
     now = utcnow()
     values = [{"id": new_id(), "user_id": user_id, "actor_id": actor_id, "type": type_,
                "post_id": post_id, "comment_id": comment_id, "dedupe_key": key,
@@ -44,8 +55,12 @@ def _record(actor_id, rows):
         return []
     statement = (insert(Notification).values(values)
                  .on_conflict_do_nothing(index_elements=[Notification.dedupe_key])
-                 .returning(Notification.id))
-    return list(db.session.scalars(statement))
+                 .returning(Notification.id, Notification.user_id))
+    inserted = db.session.execute(statement).all()
+    if not inserted:
+        return []
+    channels = sorted({feed_channel(user_id) for _, user_id in inserted})
+    return [Added(outbox.stage(schema.NOTIFICATION, {}, channels), [id_ for id_, _ in inserted])]
 
 
 def on_follow(actor_id, user_id):
@@ -113,22 +128,33 @@ def unread_count(user_id):
     return unread_counts([user_id])[user_id]
 
 
-def announce(ids):
-    """Publish each committed notification of *ids* with its recipient's unread count, and
-    have it pushed to their browsers if they have no page open (after the response)."""
-    if not ids:
-        return
-    rows = db.session.scalars(select(Notification).where(Notification.id.in_(ids))
-                              .order_by(Notification.created_at, Notification.id)).all()
-    unread = unread_counts({row.user_id for row in rows})
-    for row in rows:
-        data = notification_json(row)
-        notify.publish([feed_channel(row.user_id)], schema.Event(
-            schema.NOTIFICATION, {"notification": data, "unread": unread[row.user_id]}))
-        # What static/sw.js shows: the sentence, and the page a click opens.
-        sender.push_later(row.user_id, {
-            "title": "Realtime feed", "body": describe(data), "url": link(data),
-            "tag": row.id, "notification": data, "unread": unread[row.user_id]})
+def announce(added):
+    """Publish each committed notification of *added* (what the ``on_*`` functions returned)
+    with its recipient's unread count, and have it pushed to their browsers if they have no
+    page open (after the response)."""
+    for each in added:
+        rows = db.session.scalars(select(Notification).where(Notification.id.in_(each.ids))
+                                  .order_by(Notification.created_at, Notification.id)).all()
+        unread = unread_counts({row.user_id for row in rows})
+        # Plain values: the send may commit, which expires the rows.
+        told = [(row.user_id, notification_json(row)) for row in rows]
+        outbox.send(each.staged, {}, publish=lambda: _publish(told, unread))
+        for user_id, data in told:
+            # What static/sw.js shows: the sentence, and the page a click opens.
+            sender.push_later(user_id, {
+                "title": "Realtime feed", "body": describe(data), "url": link(data),
+                "tag": data["id"], "notification": data, "unread": unread[user_id]})
+
+
+def _publish(told, unread):
+    """Publish each ``(recipient, notification JSON)`` of *told* on the recipient's feed;
+    return False when the broker was away."""
+    published = True
+    for user_id, data in told:
+        event = schema.Event(schema.NOTIFICATION, {"notification": data, "unread": unread[user_id]})
+        if not notify.publish([feed_channel(user_id)], event):
+            published = False
+    return published
 
 
 def notifications_page(user_id, limit, before=None):

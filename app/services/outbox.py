@@ -3,6 +3,8 @@ between the commit and the publish (killed, crashed, its machine gone) loses not
 
 A write stores its event in its own transaction (:func:`stage`), leased to it for
 ``OUTBOX_LEASE_SECONDS``; after the commit it publishes it and deletes the row (:func:`send`).
+A write whose event is made after its commit (counts read then, a follow's announcements)
+stores a row naming the channels concerned, and gives :func:`send` what publishes.
 A row whose lease has run out was left by a process that stopped in between (or one far behind,
 which then leaves it), and the :class:`Relay` of any gunicorn worker takes it over:
 

@@ -2,6 +2,10 @@
 
 The post's channel gets every change; the feeds get the counts conflated (at most once per
 post per ``FEED_COUNTS_SECONDS``, ending on the final counts: :mod:`app.services.conflation`).
+The counts are read after the commit (concurrent changes each see all committed before), so
+the change stores an outbox row for the post's channel rather than its event: a worker stopped
+before the publish leaves the row, and the relay starts the channel over, whose clients resync
+and read the counts over REST (:mod:`app.services.outbox`).
 """
 from sqlalchemy import delete
 
@@ -12,7 +16,7 @@ from app.events.channels import post_channel
 from app.extensions import db
 from app.models import REACTION_TYPES, Reaction
 from app.serializers import reaction_data
-from app.services import notifications, notify
+from app.services import notifications, outbox
 from app.services.conflation import REACTIONS, feed_counts
 from app.services.posts import publish_to_feeds
 from app.services.upsert import insert
@@ -32,9 +36,10 @@ def _to_feeds(post_id):
 def _changed(post_id, created=()):
     """Commit, then announce the post's new counts and the notifications *created*; return
     the counts."""
+    staged = outbox.stage(schema.POST_REACTION, {"post_id": post_id}, [post_channel(post_id)])
     db.session.commit()
     event = _event(post_id)
-    notify.publish([post_channel(post_id)], event)
+    outbox.send(staged, event.payload)
     feed_counts().changed(REACTIONS, post_id, _to_feeds)
     notifications.announce(created)
     return event.payload["reaction_data"]

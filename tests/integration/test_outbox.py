@@ -246,7 +246,8 @@ def test_a_follow_of_a_large_author_left_untold_starts_the_readers_feed_over(
     assert bob.call("PUT", "/api/users/dave/follow").status_code in (200, 204)
     told = stop is stopped_after_publish
     assert marks(app, bob) == (frozenset({dave.id}) if told else frozenset())
-    assert rows(app) == 1 and relay_after_lease(app) == 1
+    # Bob's entry, and dave's notification of the follow (on dave's feed).
+    assert rows(app) == 2 and relay_after_lease(app) == 2
     # Its streams resync, and their next open looks up whom bob follows: dave among them.
     assert head(app, feed_channel(bob.id)).epoch != before.epoch and marks(app, bob) is None
     assert rows(app) == 0
@@ -285,3 +286,47 @@ def test_an_author_made_large_and_left_untold_starts_every_followers_feed_over(
     assert rows(app) == 2 and relay_after_lease(app) == 2
     assert marks(app, bob) is None and marks(app, carol) is None
     assert rows(app) == 0
+
+
+def test_a_reaction_left_unpublished_restarts_its_posts_channel_and_the_notified_feed(
+        app, api, monkeypatch):
+    alice, bob = api.user("alice"), api.user("bob")
+    post_id = alice.post("p")["id"]
+    for channel in (post_channel(post_id), feed_channel(alice.id)):
+        listening(app, channel)
+    before = {channel: head(app, channel)
+              for channel in (post_channel(post_id), feed_channel(alice.id))}
+    stopped_after_commit(monkeypatch)
+    assert bob.call("PUT", f"/api/posts/{post_id}/reaction",
+                    json={"type": "like"}).status_code == 200
+    # The counts' row (the post's channel) and the notification's (alice's feed).
+    assert rows(app) == 2 and relay_after_lease(app) == 2
+    assert all(head(app, channel).epoch != place.epoch for channel, place in before.items())
+
+
+def test_a_comment_like_left_unpublished_restarts_its_posts_channel(app, api, monkeypatch):
+    alice = api.user("alice")
+    post_id = alice.post("p")["id"]
+    comment = alice.call("POST", f"/api/posts/{post_id}/comments", json={"content": "c"})
+    comment_id = comment.get_json()["id"]
+    channel = post_channel(post_id)
+    listening(app, channel)
+    before = head(app, channel)
+    stopped_after_commit(monkeypatch)
+    assert alice.call("PUT", f"/api/comments/{comment_id}/like").status_code == 200
+    assert rows(app) == 1 and relay_after_lease(app) == 1  # her own: nobody is notified
+    assert head(app, channel).epoch != before.epoch
+
+
+def test_every_notifying_write_leaves_the_outbox_empty_once_told(app, api):
+    alice, bob = api.user("alice"), api.user("bob")
+    feeds = [listening(app, feed_channel(user.id)) for user in (alice, bob)]
+    bob.call("PUT", "/api/users/alice/follow")
+    post_id = bob.post("hi @alice")["id"]
+    bob.call("PUT", f"/api/posts/{post_id}/reaction", json={"type": "like"})  # his own
+    alice.call("PUT", f"/api/posts/{post_id}/reaction", json={"type": "like"})
+    comment = bob.call("POST", f"/api/posts/{post_id}/comments", json={"content": "c"})
+    alice.call("PUT", f"/api/comments/{comment.get_json()['id']}/like")
+    # Alice hears of the follow and the mention, bob of her reaction and her like.
+    assert [[m.type for m in feed.get(1)].count("notification") for feed in feeds] == [2, 2]
+    assert rows(app) == 0 and relay_after_lease(app) == 0
