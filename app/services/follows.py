@@ -35,8 +35,9 @@ def follow(viewer_id, target):
     notifications.announce(created)
     if staged is None:
         return
-    made_large = _mark_if_reached(target) if since is not None and not target.large_author \
-        else None
+    made_large = None
+    if since is not None and not target.large_author:  # read again since the commit
+        made_large = _mark_if_reached(target)
     outbox.send(staged, _change(target, True),
                 publish=lambda: _tell_of_follow(viewer_id, target, since, made_large))
 
