@@ -9,7 +9,7 @@ what these tests look for to know which way an event came.
 import gevent
 import pytest
 
-from tests.contract.test_transports import _ready, _storm
+from tests.contract.test_transports import _id_after_one_post, _ready, _storm
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 
@@ -65,12 +65,7 @@ def test_a_feed_resumes_exactly_what_large_and_small_authors_posted_meanwhile(
     alice, zed = large_author(user, bob), large_author(user)  # bob follows alice, not zed
     carol = user()
     bob.follow(carol)
-    first = subscribe(transport, "feed", bob.token)
-    _ready(first)
-    alice.post("seen")
-    first.wait_type("new_post")
-    last_id = first.last_id
-    first.close()
+    last_id = _id_after_one_post(subscribe, transport, bob, alice)
     for content in ("alice 1", "carol 1", "zed 1", "alice 2", "carol 2"):
         {"alice": alice, "carol": carol, "zed": zed}[content.split()[0]].post(content)
     resumed = subscribe(transport, "feed", bob.token, last_event_id=last_id)
@@ -92,12 +87,7 @@ def test_a_reader_of_a_quiet_large_author_resumes_exactly_however_busy_the_other
         user, subscribe, transport):
     bob = user()
     alice, zed = large_author(user, bob), large_author(user)  # bob follows alice, not zed
-    first = subscribe(transport, "feed", bob.token)
-    _ready(first)
-    alice.post("seen")
-    first.wait_type("new_post")
-    last_id = first.last_id
-    first.close()
+    last_id = _id_after_one_post(subscribe, transport, bob, alice)
     for n in range(HISTORY + 4):  # more than the large-author channel's own history holds
         zed.post(f"zed {n}")
     alice.post("alice 1")
@@ -121,12 +111,7 @@ def test_a_large_author_position_no_longer_held_gets_resync_required(
         user, subscribe, transport):
     bob = user()
     alice = large_author(user, bob)
-    first = subscribe(transport, "feed", bob.token)
-    _ready(first)
-    alice.post("seen")
-    first.wait_type("new_post")
-    own, large = first.last_id.split(".")
-    first.close()
+    own, large = _id_after_one_post(subscribe, transport, bob, alice).split(".")
     for stale in (f"{own}.0000-5", f"{own}.{large.split('-')[0]}-999999"):
         resumed = subscribe(transport, "feed", bob.token, last_event_id=stale)
         resumed.wait_type("resync_required")

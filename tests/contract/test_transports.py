@@ -20,6 +20,16 @@ def _ready(subscriber):
         subscriber.wait_type("connection_established")
 
 
+def _id_after_one_post(subscribe, transport, reader, author):
+    """Open *reader*'s feed, see one post of *author*'s arrive, close; return its last id."""
+    first = subscribe(transport, "feed", reader.token)
+    _ready(first)
+    author.post("seen")
+    first.wait_type("new_post")
+    first.close()
+    return first.last_id
+
+
 def test_one_change_is_the_identical_object_on_every_transport(user, subscribe):
     alice, bob = user(), user()
     post = alice.post("same everywhere")
@@ -38,12 +48,7 @@ def test_one_change_is_the_identical_object_on_every_transport(user, subscribe):
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_resume_replays_exactly_what_was_missed_then_goes_live(user, subscribe, transport):
     alice = user()
-    first = subscribe(transport, "feed", alice.token)
-    _ready(first)
-    alice.post("seen")
-    first.wait_type("new_post")
-    last_id = first.last_id
-    first.close()
+    last_id = _id_after_one_post(subscribe, transport, alice, alice)
     missed = [alice.post(f"missed {i}")["id"] for i in range(3)]
     resumed = subscribe(transport, "feed", alice.token, last_event_id=last_id)
     got = resumed.wait_type("new_post", count=3)
