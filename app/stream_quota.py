@@ -75,6 +75,7 @@ class RedisQuota:
         self._mine = {}  # stream id -> user id
         self._released = []  # (user id, stream id) to remove in the next batch
         self._releasing = None
+        self._sending = False  # a batch is on its way to Redis
         self._refresher = None
 
     def key(self, user_id):
@@ -127,28 +128,39 @@ class RedisQuota:
             self._releasing = gevent.spawn_later(0.1, self._release_batch)
 
     def _release_batch(self):
-        released, self._released, self._releasing = self._released, [], None
-        if not released:
-            return
-        pipe = self.client.pipeline(transaction=False)
-        for user_id, stream_id in released:
-            pipe.zrem(self.key(user_id), stream_id)
+        released, self._released = self._released, []
         try:
-            pipe.execute()
-        except ERRORS as exc:
-            log.warning("could not release %d stream counts (%s); they expire within %d s",
-                        len(released), exc, self.ttl_ms // 1000)
+            if released:
+                pipe = self.client.pipeline(transaction=False)
+                for user_id, stream_id in released:
+                    pipe.zrem(self.key(user_id), stream_id)
+                self._sending = True
+                try:
+                    pipe.execute()
+                except ERRORS as exc:
+                    log.warning("could not release %d stream counts (%s); they expire within "
+                                "%d s", len(released), exc, self.ttl_ms // 1000)
+        finally:
+            self._sending = False
+            # Released while this batch was on its way: the next batch. Until this batch is
+            # done it is ``_releasing``, so that close() can wait for it.
+            self._releasing = gevent.spawn_later(0.1, self._release_batch) \
+                if self._released else None
 
     def close(self):
         """Stop refreshing, and give back at once the streams still waiting for their batch.
 
         A worker ending its streams on a reload exits within moments of the last one: a
-        batch left for later would never run, and those streams would count for a whole TTL.
+        batch left for later would never run, and one under way would be cut off mid-way
+        (waiting for a pooled connection, say), and those streams would count for a whole TTL.
         """
         if self._refresher is not None:
             self._refresher.kill(block=False)
+        if self._sending and self._releasing is not gevent.getcurrent():
+            self._releasing.join(timeout=5)  # under way: let it finish
         if self._releasing is not None:
             self._releasing.kill(block=False)
+            self._releasing = None
         self._release_batch()
 
     def _refresh_forever(self):

@@ -226,6 +226,19 @@ def test_closing_the_quota_gives_back_streams_still_waiting_for_their_batch(brok
     assert broker.redis.zcard(key) == 0
 
 
+def test_closing_the_quota_waits_for_a_release_batch_already_on_its_way(broker):
+    # The flake this caught: a reloading worker's last batch was waiting for Redis when the
+    # worker closed its quota and exited, and one stream counted for 30 s more.
+    quota = RedisQuota(broker.redis, broker.prefix)
+    key = quota.key("u1")
+    session = open_session(broker, quota=quota)
+    session.close()
+    broker.redis.execute_command("CLIENT", "PAUSE", 400, "WRITE")  # the batch's ZREM waits
+    wait_until(lambda: quota._sending, timeout=2, interval=0.01)
+    quota.close()
+    assert broker.redis.zcard(key) == 0
+
+
 def test_whether_a_user_has_an_open_stream_is_one_lookup_in_any_process(broker):
     here = RedisQuota(broker.redis, broker.prefix)
     other = RedisQuota(broker.redis, broker.prefix)  # another worker's count
