@@ -75,6 +75,8 @@ def post_worker_init(worker):
     app_log.setLevel(worker.log.error_log.level)
     app_log.propagate = False
     broker = worker.wsgi.extensions["broker"]
+    # Parked SSE streams hold no pool slot: bound them by the same number.
+    worker.wsgi.extensions["parked_streams"].limit = worker.worker_connections
     try:
         broker.ping()  # the Redis broker connects pub/sub on first use: this is it
     except BrokerUnavailable as exc:
@@ -118,9 +120,15 @@ def freeze_startup_objects():
 
 
 def worker_exit(server, worker):
-    """Close the worker's stream count and broker as it exits: streams still counted go now,
-    and conflated counts still pending are sent first."""
+    """End the worker's parked streams, then close its stream count and broker as it exits:
+    streams still counted go now, and conflated counts still pending are sent first.
+
+    gunicorn waits for the requests it runs, and a parked stream is none (it has no greenlet
+    while it waits): each gets up to 2 s here for its last ``ping`` and chunk.
+    """
     extensions = getattr(getattr(worker, "wsgi", None), "extensions", {})
+    if extensions.get("parked_streams") is not None:
+        extensions["parked_streams"].drain(2.0)
     for name in ("outbox", "feed_counts", "stream_quota", "broker"):
         if extensions.get(name) is not None:
             extensions[name].close()

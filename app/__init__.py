@@ -23,7 +23,7 @@ def create_app(config=None):
     from app.broker import extension as broker
     from app.push import keys as push_keys
     from app.services import conflation, outbox
-    from app.transports import websocket
+    from app.transports import sse, websocket
 
     database.init_app(app)
     tokens.init_app(app)
@@ -35,6 +35,7 @@ def create_app(config=None):
     outbox.init_app(app)
     ratelimit.init_app(app)
     websocket.init_app(app)
+    sse.init_app(app)
     security.init_app(app)
     push_keys.init_app(app)
     register_blueprints(app)

@@ -21,6 +21,8 @@ from prometheus_client import (
 
 STREAMS_OPEN = Gauge("feed_open_connections", "Open streams by transport and channel kind",
                      ["transport", "kind"], multiprocess_mode="livesum")
+STREAMS_PARKED = Gauge("feed_parked_streams", "SSE streams waiting without a greenlet "
+                       "(app/transports/parking.py)", multiprocess_mode="livesum")
 EVENTS_PUBLISHED = Counter("feed_events_published", "Events published, one per channel",
                            ["type"])
 EVENTS_COLD = Counter("feed_events_cold", "Events skipped on a cold channel (no stream read it "

@@ -106,8 +106,7 @@ class Inbox:
 
     def get(self, timeout):
         """Return every queued message, waiting up to *timeout* seconds for the first."""
-        if not self._items and not self.closed and self.checkpoint is None and \
-                self.large_checkpoint is None:
+        if timeout > 0 and not self.has_work():
             # A bare Waiter and timer, not an Event and a Timeout: thousands of streams wait
             # at once, each holding its objects and the saved C stack of its greenlet.
             hub = get_hub()
@@ -121,6 +120,24 @@ class Inbox:
                 timer.close()
                 self._waiter = None
         return self.take()
+
+    def has_work(self):
+        """Return whether the stream has something to handle: messages, a checkpoint, or an end."""
+        return bool(self._items or self.closed or self.checkpoint is not None
+                    or self.large_checkpoint is not None)
+
+    def park(self, waiter):
+        """Let the next message, checkpoint or close call ``waiter.switch(None)`` from the event
+        loop, as they would wake a stream waiting in :meth:`get`, with no greenlet waiting.
+
+        Direct writes (:class:`Flusher`) are made for a parked stream as for a waiting one.
+        """
+        self._woken = False
+        self._waiter = waiter
+
+    def unpark(self):
+        """Stop calling the parked waiter: the stream handles its inbox itself again."""
+        self._waiter = None
 
     def peek(self):
         """Return the queued messages without taking them."""

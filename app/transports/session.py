@@ -25,11 +25,12 @@ from app.errors import Unavailable
 from app.events import schema
 from app.events.channels import FEED, LARGE, channel_kind
 from app.events.wire import Cursor, Message, Position
-from app.transports.delivery import EXPIRED, REVOKED, SHUTDOWN, SLOW, Inbox
+from app.transports.delivery import EXPIRED, GONE, REVOKED, SHUTDOWN, SLOW, Inbox
 
 log = logging.getLogger(__name__)
 #: Why a stream ended, for the log, when its inbox was closed for it.
-_ENDED_BY = {SLOW: "slow consumer", REVOKED: "revoked", SHUTDOWN: "shutdown"}
+_ENDED_BY = {SLOW: "slow consumer", REVOKED: "revoked", SHUTDOWN: "shutdown",
+             GONE: "client closed"}
 
 
 class StreamRefused(Exception):
@@ -46,6 +47,8 @@ class StreamEnded(Exception):
     def __init__(self, reason):
         super().__init__(reason)
         self.reason = reason
+        #: The message that tells the client why, to write before it ends (or None).
+        self.last = None
 
 
 def control(type_, **fields):
@@ -104,7 +107,7 @@ class StreamSession:
     __slots__ = ("broker", "quota", "signouts", "channel", "kind", "identity", "transport",
                  "ping_seconds", "limit", "stream_id", "position", "large", "authors",
                  "_load_authors", "inbox", "writer", "_slot", "_subscribed", "_open_gauge",
-                 "opened_at")
+                 "opened_at", "next_ping")
 
     def __init__(self, broker, channel, identity, transport, settings, quota, signouts,
                  on_close=None, load_authors=None):
@@ -133,6 +136,7 @@ class StreamSession:
         self._open_gauge = metrics.STREAMS_OPEN.labels(transport, self.kind)
         self.writer = None
         self.opened_at = None
+        self.next_ping = None  # monotonic time of the next ping, once the stream started
 
     # -- opening and closing ------------------------------------------------------------------
 
@@ -527,31 +531,56 @@ class StreamSession:
         """Yield lists of messages to write until the stream must end.
 
         The first batch is ``connection_established`` and *initial* (what :meth:`open`
-        returned); then live messages as they come, a ``ping`` every ``STREAM_PING_SECONDS``,
-        and last what :meth:`ending` says (``token_expired``), or a ``ping`` on shutdown.
+        returned); then what :meth:`next_batch` returns, waiting for it; last what
+        :meth:`ending` says (``token_expired``), or a ``ping`` on shutdown.
 
         :raises StreamEnded: after the last batch.
         """
+        self.next_ping = time.monotonic() + self.ping_seconds
         yield [self.welcome(), *initial]
         initial = None  # noqa: F841 - an idle stream keeps nothing it already wrote
-        next_ping = time.monotonic() + self.ping_seconds
         while True:
             try:
-                batch = self.receive(max(next_ping - time.monotonic(), 0))
+                batch = self.next_batch()
             except StreamEnded as ended:
-                last = self.ending(ended.reason)
-                if last is None and ended.reason == SHUTDOWN:
-                    last = self.ping()
-                if last is not None:
-                    yield [last]
+                if ended.last is not None:
+                    yield [ended.last]
                 raise
-            if time.monotonic() >= next_ping:
-                batch.append(self.ping())
-                next_ping = time.monotonic() + self.ping_seconds
             # An empty batch still goes out when a direct write left bytes for this greenlet.
             if batch or (self.writer is not None and self.writer.pending):
                 yield batch
             batch = None
+
+    def next_batch(self, wait=True):
+        """Return the next messages to write: live ones, and a ``ping`` when one is due.
+
+        With *wait*, waits for them until the next ping at most; without, returns at once
+        what is due now (possibly nothing). The stream must have started (:meth:`batches`).
+
+        :raises StreamEnded: when the stream must end; its ``last`` is the message to write
+            first, if any (``token_expired``, or a ``ping`` on shutdown).
+        """
+        timeout = max(self.next_ping - time.monotonic(), 0) if wait else 0
+        try:
+            batch = self.receive(timeout)
+        except StreamEnded as ended:
+            ended.last = self.ending(ended.reason)
+            if ended.last is None and ended.reason == SHUTDOWN:
+                ended.last = self.ping()
+            raise
+        if time.monotonic() >= self.next_ping:
+            batch.append(self.ping())
+            self.next_ping = time.monotonic() + self.ping_seconds
+        return batch
+
+    def due_in(self):
+        """Return the seconds until this stream has something to do by itself: its next ping,
+        or its token's expiry."""
+        due = self.next_ping - time.monotonic()
+        expires_at = self.identity.expires_at
+        if expires_at is not None:
+            due = min(due, expires_at - time.time())
+        return max(due, 0.0)
 
     def ending(self, reason):
         """Return the message that tells the client why its stream ended, or None.

@@ -7,6 +7,7 @@ from app.events.channels import FEED, POST
 from app.ratelimit import limit_stream_opens
 from app.transports.delivery import SocketWriter, raw_socket
 from app.transports.opening import authorize_stream, open_session, watch_hangup
+from app.transports.parking import ParkedStreams
 from app.transports.session import StreamEnded
 
 bp = Blueprint("sse", __name__, url_prefix="/stream")
@@ -46,7 +47,7 @@ def _writer(environ):
     return SocketWriter(sock, sse_chunk if protocol == "HTTP/1.1" else sse_frame)
 
 
-def _events(session, initial, retry_ms, writer=None):
+def _events(session, initial, retry_ms, writer=None, park=None):
     # Jitter spreads the reconnects of many clients after a restart.
     first = b"retry: %d\n\n" % int(retry_ms * random.uniform(1.0, 1.5))
     try:
@@ -61,6 +62,8 @@ def _events(session, initial, retry_ms, writer=None):
                 yield b"".join(message.framed(sse_frame) for message in batch)
                 session.delivered(batch)
             return
+        if park is not None and park(writer):
+            return  # the stream goes on without this request: app/transports/parking.py
         # From here on the stream writes its own frames, and the hub may write for it.
         session.attach(writer)
         framer = writer.framer
@@ -81,33 +84,60 @@ class StreamBody:
     The WSGI server calls ``close()`` on every path, even when the client left before the
     first chunk; a bare generator that never started would ignore that close (its ``finally``
     never runs) and keep the session, its subscription and its per-user slot for good.
+    Once the stream is parked (:meth:`park`) the body ends, and the session is no longer its.
     """
 
-    __slots__ = ("_chunks", "_session", "_watcher")
+    __slots__ = ("chunks", "_session", "_watcher", "_parking", "server_response")
 
-    def __init__(self, chunks, session, watcher):
-        self._chunks = chunks
+    def __init__(self, session, watcher, parking=None):
+        self.chunks = iter(())
         self._session = session
         self._watcher = watcher
+        self._parking = parking
+        #: The server's response object that writes this body (see :class:`StreamResponse`).
+        self.server_response = None
 
     def __iter__(self):
         return self
 
     def __next__(self):
         try:
-            return next(self._chunks)
+            return next(self.chunks)
         except BaseException:
             self.close()  # the stream ended: give everything back now
             raise
+
+    def park(self, writer):
+        """Hand the stream to the event loop with *writer*; return whether it was taken."""
+        if self._parking is None or not self._parking.park(
+                self._session, writer, self.server_response, self._watcher):
+            return False
+        self._session = self._watcher = None
+        return True
 
     def close(self):
         """Stop watching the socket, end the chunks and close the session; safe twice."""
         if self._watcher is not None:
             self._watcher.stop()
         try:
-            self._chunks.close()
+            self.chunks.close()
         finally:
-            self._session.close()
+            if self._session is not None:
+                self._session.close()
+
+
+class StreamResponse(Response):
+    """An SSE response: tells its body which of the server's objects writes it.
+
+    Under gunicorn, ``start_response`` is a method of gunicorn's response; the body needs it
+    to take the stream over after its first batch (:mod:`app.transports.parking`). Any other
+    server, or a middleware that wraps ``start_response``, leaves the stream unparked.
+    """
+
+    def __call__(self, environ, start_response):
+        if isinstance(self.response, StreamBody):
+            self.response.server_response = getattr(start_response, "__self__", None)
+        return super().__call__(environ, start_response)
 
 
 def _stream(kind, key=None):
@@ -120,13 +150,15 @@ def _stream(kind, key=None):
     environ = request.environ
     session, initial = open_session("sse", identity, channel, last_event_id, environ)
     try:
-        chunks = _events(session, initial, current_app.config["STREAM_RETRY_MS"],
-                         _writer(environ))
-        body = StreamBody(chunks, session, watch_hangup(session, environ))
+        body = StreamBody(session, watch_hangup(session, environ),
+                          current_app.extensions["parked_streams"])
+        body.chunks = _events(session, initial, current_app.config["STREAM_RETRY_MS"],
+                              _writer(environ), body.park)
     except BaseException:
         session.close()
         raise
-    return Response(body, mimetype="text/event-stream", headers=HEADERS, direct_passthrough=True)
+    return StreamResponse(body, mimetype="text/event-stream", headers=HEADERS,
+                          direct_passthrough=True)
 
 
 @bp.get("/feed")
@@ -139,3 +171,8 @@ def feed():
 def post(post_id):
     """Stream one post's events."""
     return _stream(POST, post_id)
+
+
+def init_app(app):
+    """Keep the process's parked SSE streams in ``app.extensions["parked_streams"]``."""
+    app.extensions["parked_streams"] = ParkedStreams()
