@@ -33,6 +33,16 @@ def _raw_stream(server, path, token, version="HTTP/1.1"):
     return sock
 
 
+def _read_until(sock, marker):
+    """Read until *marker* has arrived (headers and chunks come in as many reads as they do)."""
+    data = b""
+    while marker not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"the connection closed before {marker!r}: {data!r}"
+        data += chunk
+    return data
+
+
 def _read_to_end(sock):
     data = b""
     while True:
@@ -121,11 +131,11 @@ def test_stopping_a_worker_ends_its_parked_streams_with_a_ping_and_the_last_chun
     alice = RestUser(server.url, "alice")
     socks = [_raw_stream(server, "/stream/feed", alice.token) for _ in range(3)]
     for sock in socks:
-        assert b"connection_established" in sock.recv(65536)
+        _read_until(sock, b"connection_established")
     wait_until(lambda: _gauge(server, "feed_parked_streams") == 3, timeout=5)
     server.signal(signal.SIGTERM)
     for sock in socks:
         rest = _read_to_end(sock)
         sock.close()
-        assert b"event: ping" in rest and rest.endswith(b"0\r\n\r\n")
+        assert b"event: ping" in rest and rest.endswith(b"\r\n0\r\n\r\n")
     server.process.wait(10)
