@@ -55,6 +55,8 @@ class DeliveryMeter:
         self._bounds = list(histogram._upper_bounds)
         self._reset()
         self._timer = None
+        self._pending = {}  # (transport, message or messages) -> deliveries, see count()
+        self._folding = False
 
     def _reset(self):
         self._buckets = [0] * len(self._bounds)
@@ -78,6 +80,27 @@ class DeliveryMeter:
             self._counts[transport] = self._counts.get(transport, 0) + n
             if self._timer is None:
                 self._timer = gevent.spawn_later(self.interval, self.flush)
+
+    def count(self, transport, messages):
+        """Count one delivery of *messages* (a non-empty list), added up with the same ones
+        counted until the event loop's current callbacks are done.
+
+        The event loop writes one message to thousands of waiting streams in one callback:
+        one :meth:`add` per message then, not per stream (the latency is taken a moment
+        later, when the writes are done).
+        """
+        key = (transport, messages[0] if len(messages) == 1 else tuple(messages))
+        pending = self._pending
+        pending[key] = pending.get(key, 0) + 1
+        if not self._folding:
+            self._folding = True
+            gevent.get_hub().loop.run_callback(self._fold)
+
+    def _fold(self):
+        self._folding = False
+        pending, self._pending = self._pending, {}
+        for (transport, messages), copies in pending.items():
+            self.add(transport, messages if isinstance(messages, tuple) else (messages,), copies)
 
     def flush(self):
         """Add what was counted since the last flush to the shared metrics."""

@@ -633,7 +633,7 @@ class StreamSession:
         framer = writer.framer
         data = items[0].framed(framer) if len(items) == 1 else \
             b"".join(message.framed(framer) for message in items)
-        metrics.DELIVERIES.add(self.transport, items)
+        metrics.DELIVERIES.count(self.transport, items)
         return writer.send_nowait(data)
 
     @staticmethod

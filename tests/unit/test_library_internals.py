@@ -7,6 +7,7 @@ import _socket
 import inspect
 from types import SimpleNamespace
 
+import gevent
 import gevent.socket
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from redis.cluster import NodesManager, RedisCluster
@@ -62,3 +63,24 @@ def test_prometheus_histogram_bounds_buckets_and_sum_take_counts_in_bulk():
 def test_redis_cluster_reloads_its_slot_map_through_nodes_manager():
     assert callable(NodesManager.initialize)
     assert "self.nodes_manager" in inspect.getsource(RedisCluster.__init__)
+
+
+def test_deliveries_counted_in_one_event_loop_pass_are_added_once_per_message():
+    registry = CollectorRegistry()
+    histogram = Histogram("latency_seconds", "x", buckets=(0.1, 1.0), registry=registry)
+    counter = Counter("events", "x", ["transport"], registry=registry)
+    meter = DeliveryMeter(histogram, counter)
+    class Sent:  # a message: hashable by identity, as Message is
+        def __init__(self, ts):
+            self.ts = ts
+
+    one, two = Sent(1), Sent(2)
+    for _ in range(3):
+        meter.count("sse", [one])  # one message to three streams
+    meter.count("sse", [one, two])  # two messages to one stream
+    meter.count("ws", [two])
+    gevent.sleep(0)  # the event loop's callbacks run: the counts are folded
+    meter.flush()
+    assert registry.get_sample_value("latency_seconds_count") == 6
+    assert registry.get_sample_value("events_total", {"transport": "sse"}) == 5
+    assert registry.get_sample_value("events_total", {"transport": "ws"}) == 1
