@@ -13,8 +13,10 @@ stream decides, message by message, whether such a direct write is in order
 (:meth:`~app.transports.session.StreamSession.write_waiting`); anything else wakes it.
 """
 import logging
+import ssl
 import time
 
+import gevent.ssl
 from gevent import get_hub
 from gevent.hub import Waiter
 
@@ -232,7 +234,9 @@ class SocketWriter:
 
     def __init__(self, sock, framer, lock=None):
         self.sock = sock
-        self.raw = raw_socket(sock)
+        # A TLS socket has no raw socket to write to: the event loop then leaves every write
+        # pending for the stream's greenlet, which writes through TLS.
+        self.raw = raw_socket(sock) or _NO_DIRECT_WRITES
         self.framer = framer
         self.lock = lock
         self.pending = b""
@@ -276,10 +280,26 @@ class SocketWriter:
                     self.sock.sendall(data)
 
 
+class _NoDirectWrites:
+    """What a :class:`SocketWriter` writes to from the event loop when it cannot: nothing."""
+
+    @staticmethod
+    def send(data):
+        raise BlockingIOError
+
+
+_NO_DIRECT_WRITES = _NoDirectWrites()
+_TLS = (ssl.SSLSocket, gevent.ssl.SSLSocket)
+
+
 def raw_socket(sock):
     """Return the non-blocking OS-level socket inside a gevent socket, or None.
 
     gevent keeps it in the private ``_sock``: sending on it never waits, which is what the
     event loop needs (tests/unit/test_library_internals.py fails when gevent moves it).
+    None for a TLS socket too (gunicorn run with ``--certfile``): bytes written under its TLS
+    layer would break the stream.
     """
+    if isinstance(sock, _TLS):
+        return None
     return getattr(sock, "_sock", None)

@@ -4,17 +4,19 @@ A real socket pair under gevent, the in-process broker and a real stream session
 client end of the socket is read by the test.
 """
 import socket
+import ssl
 import time
 from types import SimpleNamespace
 
 import gevent
+import gevent.socket
 import pytest
 
 from app.auth.signout import StreamsBySession
 from app.broker.memory import MemoryBroker
 from app.events.schema import Event
 from app.stream_quota import MemoryQuota
-from app.transports.delivery import SocketWriter
+from app.transports.delivery import SocketWriter, raw_socket
 from app.transports.session import StreamSession
 from app.transports.sse import sse_frame
 from feedclient import parse_sse
@@ -118,3 +120,16 @@ def test_a_full_socket_leaves_the_rest_pending_for_the_stream_in_order(stream):
     writer.send(b"".join(m.framed(sse_frame) for m in session.receive(1)))
     assert reader.get(timeout=10) == big + later
     assert not writer.pending
+
+
+def test_a_tls_socket_is_never_written_from_the_event_loop():
+    # Under gunicorn --certfile the connection is TLS: bytes written to the socket beneath
+    # its TLS layer would break the stream, so every write waits for the stream's greenlet.
+    left, right = gevent.socket.socketpair()
+    tls = ssl.create_default_context().wrap_socket(left, server_hostname="feed.example",
+                                                   do_handshake_on_connect=False)
+    with tls, right:
+        assert raw_socket(tls) is None
+        writer = SocketWriter(tls, sse_frame)
+        assert writer.send_nowait(b"event") is False
+        assert writer.pending == b"event"
