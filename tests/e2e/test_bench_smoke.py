@@ -87,3 +87,18 @@ def test_bench_fanout_smoke_measures_every_size(redis_url, pytestconfig, tmp_pat
             assert size["delivery"]["streams_losing"] == 0, where
             assert size["delivery"]["streams_ended_early"] == 0, where
             assert delivered["deliveries"] == size["online"] * options[phase], where
+
+
+@pytest.mark.timeout(120)
+def test_the_request_floor_measures_each_app_with_and_without_an_access_log():
+    done = subprocess.run([sys.executable, "-m", "bench.request_floor", "--seconds", "0.5",
+                           "--connections", "2"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=110)
+    assert done.returncode == 0, done.stderr[-4000:]
+    rows = [line.split("|") for line in done.stdout.splitlines()
+            if line.startswith("| bare") or line.startswith("| smallest")]
+    assert [(row[1].strip(), row[2].strip()) for row in rows] == [
+        ("bare WSGI", "no"), ("bare WSGI", "yes"),
+        ("smallest Flask app", "no"), ("smallest Flask app", "yes")]
+    assert all(int(row[3].replace(",", "")) > 0 and float(row[4].replace(",", "")) > 0
+               for row in rows)
