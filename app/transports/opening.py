@@ -22,10 +22,12 @@ from app.transports.session import StreamRefused, StreamSession
 _PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
 
 
-def _closer(environ):
-    """Return a callback that cuts a slow client's socket, unblocking a stuck write."""
+def _closer(sock):
+    """Return a callback that cuts a slow client's socket, unblocking a stuck write.
+
+    It holds the socket, not the request's environ: a parked SSE stream outlives its request.
+    """
     def close(reason):
-        sock = environ.get("gunicorn.socket")
         if reason == SLOW and sock is not None:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
@@ -71,7 +73,7 @@ def open_session(transport, identity, channel, last_event_id, environ):
     db.session.remove()
     session = StreamSession(current_broker(), channel, identity, transport, current_app.config,
                             current_quota(), current_app.extensions["streams_by_session"],
-                            on_close=_closer(environ),
+                            on_close=_closer(environ.get("gunicorn.socket")),
                             load_authors=_followees_loader() if channel_kind(channel) == FEED
                             else None)
     _bound_send_buffer(environ, current_app.config["STREAM_SEND_BUFFER_BYTES"])

@@ -19,14 +19,13 @@ is closed when every file object made from it is closed too" (``socket.makefile`
 closes for real when the stream ends, after the stream's own last chunk.
 """
 import logging
-import socket
 import time
 
 import gevent
 from gevent import get_hub
 
 from app import metrics
-from app.transports.delivery import SHUTDOWN, SLOW
+from app.transports.delivery import SHUTDOWN
 from app.transports.session import StreamEnded
 
 log = logging.getLogger(__name__)
@@ -105,8 +104,6 @@ class ParkedStream:
         # Holds the socket open after gunicorn's close (see the module's docstring).
         self._file = writer.sock.makefile("wb", buffering=0)
         session.attach(writer)
-        # The closer the stream opened with kept the whole WSGI environ alive.
-        session.inbox.on_close = self._cut
 
     def park(self):
         """Wait for the next thing to do, as callbacks of the event loop."""
@@ -161,14 +158,6 @@ class ParkedStream:
             pass
         finally:
             self.close()
-
-    def _cut(self, reason):
-        """Shut a slow client's socket: a write stuck on it fails, and the stream ends."""
-        if reason == SLOW:
-            try:
-                self.writer.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def close(self):
         """Close the session and the socket; safe to call twice."""
