@@ -6,13 +6,13 @@ chunk, a client that leaves giving its slot back at once, and the stop of its wo
 """
 import re
 import signal
-import socket
 import time
 
 import pytest
 import requests
 
 from tests.support.clients import SUBSCRIBERS, RestUser, parse_sse
+from tests.support.rawhttp import Conn, request_bytes
 from tests.support.waits import wait_until
 
 pytestmark = [pytest.mark.e2e]
@@ -24,40 +24,27 @@ def _gauge(server, name):
     return float(match.group(1)) if match else 0.0
 
 
-def _raw_stream(server, path, token, version="HTTP/1.1"):
-    """Open a stream on a plain socket; return it once the response headers are in."""
-    host, port = server.url.rsplit("//", 1)[1].split(":")
-    sock = socket.create_connection((host, int(port)), timeout=15)
-    sock.sendall(f"GET {path} {version}\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
-                 f"Accept: text/event-stream\r\n\r\n".encode())
-    return sock
+def _raw_stream(server, token, version="HTTP/1.1"):
+    """Open ``/stream/feed`` on a raw connection; return it with the response's head read."""
+    conn = Conn("127.0.0.1", server.port, timeout=15)
+    conn.send(request_bytes("GET", "/stream/feed", f"127.0.0.1:{server.port}",
+                            {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"},
+                            version=version))
+    return (conn, *conn.read_head())
 
 
-def _read_until(sock, marker):
-    """Read until *marker* has arrived (headers and chunks come in as many reads as they do)."""
-    data = b""
-    while marker not in data:
-        chunk = sock.recv(65536)
-        assert chunk, f"the connection closed before {marker!r}: {data!r}"
-        data += chunk
-    return data
-
-
-def _read_to_end(sock):
-    data = b""
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return data
-        data += chunk
+def _open_readers(server, token, count):
+    """Open *count* SSE streams of the feed; return them once each has its first event."""
+    readers = [SUBSCRIBERS["sse"](server.url, "feed", token) for _ in range(count)]
+    for reader in readers:
+        reader.wait_type("connection_established")
+    return readers
 
 
 def test_waiting_streams_are_parked_and_get_live_events_and_pings(deploy):
     [server] = deploy(workers=1, redis=False, STREAM_PING_SECONDS=0.5)
     alice = RestUser(server.url, "alice")
-    readers = [SUBSCRIBERS["sse"](server.url, "feed", alice.token) for _ in range(4)]
-    for reader in readers:
-        reader.wait_type("connection_established")
+    readers = _open_readers(server, alice.token, 4)
     wait_until(lambda: _gauge(server, "feed_parked_streams") == 4, timeout=5)
     post = alice.post("to parked streams")
     for reader in readers:
@@ -96,29 +83,25 @@ def _open_or_none(server, token):
 def test_a_parked_stream_ends_at_its_tokens_expiry_with_a_complete_response(deploy, version):
     [server] = deploy(workers=1, redis=False, ACCESS_TOKEN_SECONDS=5, STREAM_PING_SECONDS=60)
     alice = RestUser(server.url, "alice")
-    sock = _raw_stream(server, "/stream/feed", alice.token, version)
+    conn, status, headers = _raw_stream(server, alice.token, version)
     started = time.monotonic()
-    data = _read_to_end(sock)  # the server ends the response and closes the connection
-    sock.close()
+    assert status == 200
+    assert (headers.get("transfer-encoding") == "chunked") == (version == "HTTP/1.1")
+    if version == "HTTP/1.1":  # whole chunks up to the last one, and nothing after it
+        body = b"".join(iter(conn.read_chunk, b""))
+        assert conn.read_to_end() == b""
+    else:  # HTTP/1.0 ends with the connection
+        body = conn.read_to_end()
+    conn.close()
     assert time.monotonic() - started < 10
-    head, _, body = data.partition(b"\r\n\r\n")
-    assert head.startswith(f"{version} 200".encode())
-    assert (b"Transfer-Encoding: chunked" in head) == (version == "HTTP/1.1")
-    if version == "HTTP/1.1":  # one last chunk, at the end; HTTP/1.0 ends with the connection
-        assert body.endswith(b"\r\n0\r\n\r\n") and body.count(b"\r\n0\r\n\r\n") == 1
-    text = body.decode()
-    if version == "HTTP/1.1":  # the SSE blocks without the chunks' framing
-        text = re.sub(r"(?m)^[0-9A-F]+\r\n", "", text).replace("\r\n", "")
-    types = [event["event"] for event in parse_sse(text)]
+    types = [event["event"] for event in parse_sse(body.decode())]
     assert types[0] == "connection_established" and types[-1] == "token_expired"
 
 
 def test_streams_over_the_parking_limit_keep_their_greenlet_and_work_alike(deploy):
     [server] = deploy(workers=1, redis=False, GUNICORN_WORKER_CONNECTIONS=3)
     alice = RestUser(server.url, "alice")
-    readers = [SUBSCRIBERS["sse"](server.url, "feed", alice.token) for _ in range(5)]
-    for reader in readers:
-        reader.wait_type("connection_established")
+    readers = _open_readers(server, alice.token, 5)
     assert _gauge(server, "feed_parked_streams") == 3
     alice.post("to every stream")
     for reader in readers:
@@ -129,13 +112,13 @@ def test_streams_over_the_parking_limit_keep_their_greenlet_and_work_alike(deplo
 def test_stopping_a_worker_ends_its_parked_streams_with_a_ping_and_the_last_chunk(deploy):
     [server] = deploy(workers=1, redis=False, STREAM_PING_SECONDS=60)
     alice = RestUser(server.url, "alice")
-    socks = [_raw_stream(server, "/stream/feed", alice.token) for _ in range(3)]
-    for sock in socks:
-        _read_until(sock, b"connection_established")
+    conns = [_raw_stream(server, alice.token)[0] for _ in range(3)]
+    for conn in conns:
+        assert b"connection_established" in conn.read_chunk()
     wait_until(lambda: _gauge(server, "feed_parked_streams") == 3, timeout=5)
     server.signal(signal.SIGTERM)
-    for sock in socks:
-        rest = _read_to_end(sock)
-        sock.close()
-        assert b"event: ping" in rest and rest.endswith(b"\r\n0\r\n\r\n")
+    for conn in conns:
+        rest = b"".join(iter(conn.read_chunk, b""))  # up to the last chunk
+        conn.close()
+        assert b"event: ping" in rest
     server.process.wait(10)

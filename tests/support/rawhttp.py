@@ -50,6 +50,16 @@ class Conn:
         data, self.buffer = self.buffer[:size], self.buffer[size:]
         return data
 
+    def read_to_end(self):
+        """Return what is left of the stream once the server closes the connection."""
+        try:
+            while True:
+                self.fill()
+        except Closed:
+            pass
+        data, self.buffer = self.buffer, b""
+        return data
+
     def read_head(self):
         """Return ``(status, headers)`` of a response (header names lower-cased)."""
         head = self.read_until(b"\r\n\r\n").decode("latin-1")
@@ -92,9 +102,9 @@ class Conn:
         self.close()
 
 
-def request_bytes(method, path, host, headers=None, body=None):
-    """Return the bytes of an HTTP/1.1 request."""
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
+def request_bytes(method, path, host, headers=None, body=None, version="HTTP/1.1"):
+    """Return the bytes of an HTTP/1.1 request (or of another *version*)."""
+    lines = [f"{method} {path} {version}", f"Host: {host}"]
     for name, value in (headers or {}).items():
         lines.append(f"{name}: {value}")
     if body is not None:
